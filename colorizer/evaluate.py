@@ -1,0 +1,156 @@
+"""Evaluation on a folder of colour photos: colourise each photo's grayscale version and compare.
+
+Per photo: PSNR (sRGB, 8-bit), SSIM, mean ab error (Lab units), colourfulness (Hasler & Suesstrunk 2003) of the
+output and of the ground truth; the same numbers for the grayscale baseline (the photo's own L with no chroma).
+The summary adds delta-colourfulness |mean CF(out) - mean CF(gt)| (DDColor's convention).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+from PIL import Image
+from skimage.metrics import structural_similarity
+from tqdm import tqdm
+
+from colorizer.color import rgb_to_lab
+from colorizer.data import colorfulness, list_images
+from colorizer.imageio import GrayPhoto, load_photo
+from colorizer.inference import Colorizer
+
+
+def psnr_uint8(a: np.ndarray, b: np.ndarray) -> float:
+    error = np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2)
+    return math.inf if error == 0 else 10 * math.log10(255.0 ** 2 / error)
+
+
+def ab_map(rgb: np.ndarray) -> np.ndarray:
+    """(H, W, 3) uint8 RGB -> (H, W, 2) float ab."""
+    tensor = torch.from_numpy(rgb.copy()).permute(2, 0, 1).double() / 255
+    return rgb_to_lab(tensor)[1:].permute(1, 2, 0).numpy()
+
+
+def gray_rgb(photo: GrayPhoto) -> np.ndarray:
+    """The grayscale baseline as uint8 RGB: the photo's lightness, no chroma."""
+    gray = np.round(photo.gray * 255).astype(np.uint8)
+    return np.repeat(gray[..., None], 3, axis=2)
+
+
+def photo_metrics(output: np.ndarray, truth: np.ndarray) -> dict:
+    return {
+        "psnr": psnr_uint8(output, truth),
+        "ssim": structural_similarity(output, truth, channel_axis=2, data_range=255),
+        "ab_error": float(np.linalg.norm(ab_map(output) - ab_map(truth), axis=2).mean()),
+        "colorfulness": colorfulness(output),
+    }
+
+
+@dataclass
+class Evaluation:
+    per_photo: pd.DataFrame  # one row per photo: model and gray-baseline metrics
+    summary: pd.DataFrame  # rows "model" and "gray", columns the mean metrics
+
+
+def evaluate_folder(colorizer: Colorizer, folder: str | Path, size: int | None = None, progress: bool = True,
+                    limit: int | None = None, keep_outputs: int = 0) -> tuple[Evaluation, list]:
+    """Runs ``colorizer`` on the grayscale version of every colour photo in ``folder``.
+
+    Returns the evaluation and up to ``keep_outputs`` (name, gray, output, truth) tuples for a comparison sheet.
+    """
+    rows, kept = [], []
+    paths = list_images(folder)[:limit]
+    if not paths:
+        raise ValueError(f"no images in {str(folder)!r}")
+    for path in tqdm(paths, desc="evaluating", unit="photo", disable=not progress):
+        photo = load_photo(path)
+        if photo.rgb is None:
+            continue  # a grayscale photo has no ground-truth colour
+        truth = photo.rgb
+        gray_photo = GrayPhoto(photo.gray, None, None)
+        output = np.asarray(colorizer.colorize_photo(gray_photo, size=size))
+        baseline = gray_rgb(photo)
+        row = {"photo": str(Path(path).relative_to(folder)) if Path(folder).is_dir() else path.name,
+               "cf_truth": colorfulness(truth)}
+        row.update({f"{k}": v for k, v in photo_metrics(output, truth).items()})
+        row.update({f"gray_{k}": v for k, v in photo_metrics(baseline, truth).items()})
+        rows.append(row)
+        if len(kept) < keep_outputs:
+            kept.append((row["photo"], baseline, output, truth))
+    per_photo = pd.DataFrame(rows)
+    return Evaluation(per_photo, summarize(per_photo)), kept
+
+
+def summarize(per_photo: pd.DataFrame) -> pd.DataFrame:
+    """Mean metrics of the model and of the gray baseline, side by side."""
+    metrics = ["psnr", "ssim", "ab_error", "colorfulness"]
+    cf_truth = per_photo["cf_truth"].mean()
+    table = {}
+    for label, prefix in (("model", ""), ("gray", "gray_")):
+        values = {m: per_photo[prefix + m].mean() for m in metrics}
+        values["cf_truth"] = cf_truth
+        values["cf_ratio"] = values["colorfulness"] / cf_truth
+        values["delta_cf"] = abs(values["colorfulness"] - cf_truth)
+        table[label] = values
+    summary = pd.DataFrame(table).T
+    summary.index.name = "method"
+    return summary
+
+
+def format_summary(summary: pd.DataFrame, photos: int) -> str:
+    lines = [f"{'':8} {'PSNR dB':>8} {'SSIM':>7} {'ab err':>7} {'CF':>7} {'CF gt':>7} {'CF/gt':>6} {'dCF':>6}"]
+    for label, row in summary.iterrows():
+        lines.append(f"{label:8} {row.psnr:8.3f} {row.ssim:7.4f} {row.ab_error:7.3f} {row.colorfulness:7.2f} "
+                     f"{row.cf_truth:7.2f} {row.cf_ratio:6.3f} {row.delta_cf:6.2f}")
+    model, gray = summary.loc["model"], summary.loc["gray"]
+    lines.append(f"model - gray: PSNR {model.psnr - gray.psnr:+.3f} dB, colorfulness {model.cf_ratio:.3f} of ground "
+                 f"truth ({photos} photos)")
+    return "\n".join(lines)
+
+
+def comparison_sheet(items: list, path: str | Path, thumb: int = 200) -> Path:
+    """Per photo: gray input | prediction | ground truth | chroma error map (Brown, Fig. 5). Saved as PNG."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rows = len(items)
+    figure, axes = plt.subplots(rows, 4, figsize=(4 * thumb / 100 * 0.9, rows * thumb / 100 * 0.75 + 0.3),
+                                squeeze=False)
+    for row, (name, gray, output, truth) in enumerate(items):
+        error = np.linalg.norm(ab_map(output) - ab_map(truth), axis=2)
+        panels = [(gray, "gray input"), (output, "prediction"), (truth, "ground truth"), (error, "ab error")]
+        for column, (image, title) in enumerate(panels):
+            axis = axes[row, column]
+            if image.ndim == 2:
+                shown = axis.imshow(image, cmap="magma", vmin=0, vmax=60)
+            else:
+                axis.imshow(image)
+            axis.set_xticks([])
+            axis.set_yticks([])
+            if row == 0:
+                axis.set_title(title, fontsize=9)
+        axes[row, 0].set_ylabel(Path(name).stem[:18], fontsize=7)
+    figure.colorbar(shown, ax=axes[:, 3].tolist(), shrink=0.6, label="ab error (Lab units)")
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    figure.savefig(path, dpi=100, bbox_inches="tight")
+    plt.close(figure)
+    return path
+
+
+def save_image_grid(images: list[Image.Image], path: str | Path, height: int = 200) -> Path:
+    """A plain horizontal strip of images (used for looking at historical photos)."""
+    thumbs = [im.convert("RGB").resize((max(1, round(im.width * height / im.height)), height)) for im in images]
+    strip = Image.new("RGB", (sum(t.width for t in thumbs), height), "white")
+    x = 0
+    for thumb in thumbs:
+        strip.paste(thumb, (x, 0))
+        x += thumb.width
+    strip.save(path)
+    return Path(path)

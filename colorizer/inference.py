@@ -1,0 +1,165 @@
+"""Colorize photos of any size: the network runs at a working size, its chroma is upsampled and joined to the
+photo's full-resolution lightness, so a 4000x3000 scan comes back 4000x3000 and as sharp as it went in.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from PIL import Image
+
+from colorizer import models
+from colorizer.color import denormalize_chroma, gray_to_lightness, normalize_l, space_to_rgb
+from colorizer.device import select_device
+from colorizer.imageio import DEFAULT_MAX_PIXELS, GrayPhoto, ImageInput, load_photo
+from colorizer.weights import WEIGHTS_DIR, WeightsInfo, load_weights, shipped_weights
+
+log = logging.getLogger(__name__)
+
+DEFAULT_MODEL = "balanced"  # the shipped model used when none is named
+MERGE_ROWS = 512  # rows per chunk of the full-resolution merge: bounds memory on 50-megapixel photos
+
+
+def resolve_model(name: str | os.PathLike | None, weights_dir: str | os.PathLike = WEIGHTS_DIR,
+                  device: torch.device | str = "cpu") -> tuple[torch.nn.Module, WeightsInfo | None, str]:
+    """A weights file path, a shipped model name or a registry architecture -> (model, info, display name)."""
+    name = DEFAULT_MODEL if name is None else name
+    shipped = shipped_weights(weights_dir)
+    if str(name) in shipped:
+        model, info = load_weights(shipped[str(name)], device)
+        return model, info, str(name)
+    if isinstance(name, os.PathLike) or str(name).endswith(".safetensors"):
+        model, info = load_weights(name, device)
+        return model, info, Path(name).stem
+    if str(name) in models.list_models():
+        log.warning("model %r has no trained weights here: it colorizes with random weights", name)
+        return models.create(str(name)).to(device).eval(), None, str(name)
+    raise KeyError(f"unknown model {str(name)!r}; shipped models: {', '.join(shipped) or 'none'}; "
+                   f"architectures: {', '.join(models.list_models())}")
+
+
+def _linear_indices(out_length: int, scale: float, source_length: int, device) -> tuple:
+    """Source indices and weights of linear interpolation (pixel centres aligned, like align_corners=False).
+
+    ``scale`` converts an output coordinate to a source-cell coordinate.
+    """
+    positions = ((torch.arange(out_length, device=device, dtype=torch.float32) + 0.5) * scale - 0.5)
+    positions = positions.clamp(0, source_length - 1)
+    lower = positions.floor().long()
+    upper = (lower + 1).clamp(max=source_length - 1)
+    return lower, upper, positions - lower
+
+
+def working_shape(height: int, width: int, size: int) -> tuple[int, int]:
+    """Network input shape: short side ``size``, long side at most 4 * ``size`` (panoramas)."""
+    scale = min(size / min(height, width), 4 * size / max(height, width))
+    return max(1, round(height * scale)), max(1, round(width * scale))
+
+
+def merge_full_resolution(gray: np.ndarray, chroma: torch.Tensor, network_shape: tuple[int, int], stride: int,
+                          color_space: str, rows: int = MERGE_ROWS) -> np.ndarray:
+    """Full-res gray (H, W) in [0, 1] + normalised chroma (2, hc, wc) of a network that saw ``network_shape``
+    at output stride ``stride`` -> uint8 RGB (H, W, 3). Works in row chunks so memory stays bounded."""
+    height, width = gray.shape
+    chroma = chroma.float().cpu()
+    source_h, source_w = chroma.shape[-2:]
+    net_h, net_w = network_shape
+    left, right, weight = _linear_indices(width, net_w / width / stride, source_w, "cpu")
+    widened = chroma[:, :, left] * (1 - weight) + chroma[:, :, right] * weight  # (2, hc, W)
+    top, bottom, row_weight = _linear_indices(height, net_h / height / stride, source_h, "cpu")
+    out = np.empty((height, width, 3), dtype=np.uint8)
+    for start in range(0, height, rows):
+        stop = min(start + rows, height)
+        w = row_weight[start:stop].view(1, -1, 1)
+        ab = widened[:, top[start:stop]] * (1 - w) + widened[:, bottom[start:stop]] * w  # (2, rows, W)
+        lightness = gray_to_lightness(torch.from_numpy(gray[start:stop]))  # (rows, W)
+        image = torch.cat((lightness[None], denormalize_chroma(ab, color_space)), dim=0)
+        rgb = space_to_rgb(image, color_space)  # clipped into [0, 1]
+        out[start:stop] = (rgb * 255 + 0.5).to(torch.uint8).permute(1, 2, 0).numpy()
+    return out
+
+
+class Colorizer:
+    """Colorizes PIL images (or paths, bytes, arrays) with one model.
+
+    >>> colorizer = Colorizer()                      # the default shipped model
+    >>> colorizer = Colorizer("vivid", size=320)     # a shipped model by name, another working size
+    >>> colorizer = Colorizer.from_file("run/best.safetensors")
+    >>> color = colorizer.colorize(Image.open("gray.jpg"))
+    """
+
+    def __init__(self, model: str | os.PathLike | None = None, *, device: str | torch.device | None = None,
+                 size: int | None = None, saturation: float = 1.0, temperature: float | None = None,
+                 weights_dir: str | os.PathLike = WEIGHTS_DIR, max_pixels: int = DEFAULT_MAX_PIXELS):
+        self.device = select_device(device)
+        self.model, self.info, self.name = resolve_model(model, weights_dir, self.device)
+        self.size = size or (self.info.working_size if self.info else 256)
+        self.saturation = saturation
+        self.temperature = temperature
+        self.max_pixels = max_pixels
+        self.color_space = getattr(self.model.config, "color_space", "lab")
+
+    @classmethod
+    def from_file(cls, path: str | os.PathLike, **kwargs) -> "Colorizer":
+        path = Path(path)
+        if not path.is_file():
+            raise FileNotFoundError(f"no weights file at {str(path)!r}")
+        return cls(path, **kwargs)
+
+    def _autocast(self):
+        if self.device.type == "cuda":
+            return torch.autocast("cuda", dtype=torch.float16)
+        return contextlib.nullcontext()
+
+    @torch.inference_mode()
+    def predict_chroma(self, gray: np.ndarray, size: int | None = None,
+                       temperature: float | None = None) -> tuple[torch.Tensor, tuple[int, int]]:
+        """Full-res gray (H, W) -> (normalised chroma (2, hc, wc), network input shape)."""
+        height, width = gray.shape
+        net_h, net_w = working_shape(height, width, size or self.size)
+        tensor = torch.from_numpy(np.ascontiguousarray(gray))[None, None].to(self.device)
+        small = F.interpolate(tensor, size=(net_h, net_w), mode="bilinear", antialias=True, align_corners=False)
+        lightness = normalize_l(gray_to_lightness(small.clamp(0, 1)))
+        with self._autocast():
+            if hasattr(self.model, "predict_chroma"):
+                chroma = self.model.predict_chroma(lightness, temperature if temperature is not None else self.temperature)
+            else:
+                chroma = self.model(lightness)
+        return chroma[0].float(), (net_h, net_w)
+
+    def colorize_photo(self, photo: GrayPhoto, size: int | None = None, saturation: float | None = None,
+                       temperature: float | None = None) -> Image.Image:
+        chroma, network_shape = self.predict_chroma(photo.gray, size, temperature)
+        factor = self.saturation if saturation is None else saturation
+        if factor != 1.0:
+            if self.color_space == "lab":
+                chroma = chroma * factor
+            else:  # LUV chroma is not centred at zero in normalised units: scale the real u, v instead
+                from colorizer.color import normalize_chroma
+                chroma = normalize_chroma(denormalize_chroma(chroma, "luv") * factor, "luv")
+        stride = getattr(self.model, "output_stride", 1)
+        rgb = merge_full_resolution(photo.gray, chroma, network_shape, stride, self.color_space)
+        image = Image.fromarray(rgb, "RGB")
+        if photo.alpha is not None:
+            image.putalpha(Image.fromarray(photo.alpha, "L"))
+        return image
+
+    def colorize(self, image: ImageInput, *, size: int | None = None, saturation: float | None = None,
+                 temperature: float | None = None) -> Image.Image:
+        """A color version of ``image`` at its full resolution (alpha kept, EXIF rotation applied)."""
+        if size is not None and size < 16:
+            raise ValueError(f"working size must be at least 16 pixels, got {size}")
+        return self.colorize_photo(load_photo(image, self.max_pixels), size, saturation, temperature)
+
+    def colorize_batch(self, images: list[ImageInput], **kwargs) -> list[Image.Image]:
+        """``colorize`` for each image (photos differ in size, so each runs on its own)."""
+        return [self.colorize(image, **kwargs) for image in images]
+
+    def describe(self) -> str:
+        return self.info.description if self.info and self.info.description else self.name

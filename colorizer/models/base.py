@@ -1,0 +1,103 @@
+"""What every colorization network shares: padding to any size, output heads and the chroma decoding.
+
+A network takes normalised L ``(B, 1, H, W)`` in [-1, 1] and returns either
+- regression: normalised chroma ``(B, 2, H/r, W/r)`` in about [-1, 1], or
+- classification: logits over quantised ab bins ``(B, Q, H/r, W/r)`` (Zhang et al. 2016),
+where ``r`` is the model's ``output_stride`` (1 for full-resolution heads). ``predict_chroma`` turns either
+into normalised chroma, so inference code never needs to know which head a model has.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from colorizer.bins import AbBins
+
+HEADS = ("regress", "classify")
+
+
+@dataclass
+class ModelConfig:
+    """Fields every architecture config has; subclasses add their own."""
+
+    head: str = "regress"  # "regress" (chroma) or "classify" (logits over ab bins, Zhang et al. 2016)
+    color_space: str = "lab"  # chroma channels the model predicts: "lab" (a, b) or "luv" (u, v)
+    temperature: float = 0.38  # annealed-mean temperature used to decode classification logits
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+class ColorModel(nn.Module):
+    """Base class: pads any H, W to ``size_multiple``, runs ``_forward``, crops back."""
+
+    size_multiple: int = 32  # the network's total downsampling; inputs are padded to a multiple of it
+    output_stride: int = 1  # chroma comes out at 1/output_stride of the input resolution
+    kind: str = "colorizer"
+
+    def __init__(self, config: ModelConfig):
+        super().__init__()
+        if config.head not in HEADS:
+            raise ValueError(f"head must be one of {HEADS}, got {config.head!r}")
+        if config.head == "classify" and config.color_space != "lab":
+            raise ValueError("the classification head quantises Lab ab; use color_space='lab'")
+        self.config = config
+        self.bins = AbBins() if config.head == "classify" else None
+
+    @property
+    def out_channels(self) -> int:
+        return self.bins.count if self.config.head == "classify" else 2
+
+    def _forward(self, lightness: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
+    def forward(self, lightness: torch.Tensor) -> torch.Tensor:
+        if lightness.dim() != 4 or lightness.shape[1] != 1:
+            raise ValueError(f"expected normalised L of shape (B, 1, H, W), got {tuple(lightness.shape)}")
+        height, width = lightness.shape[-2:]
+        multiple = self.size_multiple
+        pad_h, pad_w = (-height) % multiple, (-width) % multiple
+        if pad_h or pad_w:
+            # reflect needs the pad to be smaller than the side; replicate works for any size
+            mode = "reflect" if pad_h < height and pad_w < width else "replicate"
+            lightness = F.pad(lightness, (0, pad_w, 0, pad_h), mode=mode)
+        out = self._forward(lightness)
+        stride = self.output_stride
+        return out[..., : math.ceil(height / stride), : math.ceil(width / stride)]
+
+    def predict_chroma(self, lightness: torch.Tensor, temperature: float | None = None) -> torch.Tensor:
+        """Normalised L (B, 1, H, W) -> normalised chroma (B, 2, ceil(H/r), ceil(W/r))."""
+        out = self(lightness)
+        if self.config.head == "classify":
+            t = self.config.temperature if temperature is None else temperature
+            return self.bins.annealed_mean(out, t)
+        return out
+
+    def regression_output(self, features: torch.Tensor, activation: str) -> torch.Tensor:
+        """Maps a head's raw output to the [-1, 1] chroma range the way the source paper does.
+
+        ``sigmoid`` papers predict chroma in [0, 1]; 2 * sigmoid(x) - 1 puts that on the shared [-1, 1] scale.
+        Classification heads return logits untouched.
+        """
+        if self.config.head == "classify":
+            return features
+        if activation == "sigmoid":
+            return 2 * torch.sigmoid(features) - 1
+        if activation == "tanh":
+            return torch.tanh(features)
+        if activation == "none":
+            return features
+        raise ValueError(f"unknown activation {activation!r}")
+
+
+def conv_bn_relu(in_channels: int, out_channels: int, stride: int = 1, dilation: int = 1) -> nn.Sequential:
+    return nn.Sequential(
+        nn.Conv2d(in_channels, out_channels, 3, stride, padding=dilation, dilation=dilation, bias=False),
+        nn.BatchNorm2d(out_channels),
+        nn.ReLU(inplace=True),
+    )

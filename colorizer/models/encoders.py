@@ -1,0 +1,120 @@
+"""torchvision backbones as multi-scale encoders taking one-channel L.
+
+Each encoder maps ``(B, 1, H, W)`` (H, W multiples of 32) to a list of feature maps, finest first:
+
+| encoder      | returned features (channels @ resolution)                          |
+|--------------|--------------------------------------------------------------------|
+| vgg19        | 64@H, 128@H/2, 256@H/4, 512@H/8, 512@H/16 (each VGG block before its pool) |
+| vgg16        | 64@H, 128@H/2, 256@H/4, 512@H/8, 512@H/16                           |
+| densenet121  | 64@H/2, 256@H/4, 512@H/8, 1024@H/16, 1024@H/32                      |
+| mobilenet_v2 | 16@H/2, 24@H/4, 32@H/8, 96@H/16, 1280@H/32                          |
+| resnet18     | 64@H/2, 64@H/4, 128@H/8, 256@H/16, 512@H/32                         |
+| resnet34     | 64@H/2, 64@H/4, 128@H/8, 256@H/16, 512@H/32                         |
+
+ImageNet weights come from local files only (``colorizer.models.pretrained``); the first conv is adapted to one
+channel by summing its RGB kernels unless ``repeat_gray`` asks for the paper's L-repeated-to-RGB input.
+"""
+
+from __future__ import annotations
+
+import torch
+import torchvision
+from torch import nn
+
+from colorizer.models.pretrained import load_imagenet_weights, single_channel_conv
+
+ENCODER_CHANNELS = {
+    "vgg19": (64, 128, 256, 512, 512),
+    "vgg16": (64, 128, 256, 512, 512),
+    "densenet121": (64, 256, 512, 1024, 1024),
+    "mobilenet_v2": (16, 24, 32, 96, 1280),
+    "resnet18": (64, 64, 128, 256, 512),
+    "resnet34": (64, 64, 128, 256, 512),
+}
+
+_WEIGHTS = {
+    "vgg19": torchvision.models.VGG19_Weights.IMAGENET1K_V1,
+    "vgg16": torchvision.models.VGG16_Weights.IMAGENET1K_V1,
+    "densenet121": torchvision.models.DenseNet121_Weights.IMAGENET1K_V1,
+    "mobilenet_v2": torchvision.models.MobileNet_V2_Weights.IMAGENET1K_V1,
+    "resnet18": torchvision.models.ResNet18_Weights.IMAGENET1K_V1,
+    "resnet34": torchvision.models.ResNet34_Weights.IMAGENET1K_V1,
+}
+
+
+def build_backbone(name: str, pretrained: bool, pretrained_path: str | None = None) -> nn.Module:
+    """The full torchvision model (random init), with ImageNet weights loaded from disk if asked and present."""
+    if name not in _WEIGHTS:
+        raise KeyError(f"unknown encoder {name!r}; expected one of {sorted(_WEIGHTS)}")
+    model = getattr(torchvision.models, name)(weights=None)
+    if pretrained:
+        load_imagenet_weights(model, _WEIGHTS[name], pretrained_path)
+    return model
+
+
+class Encoder(nn.Module):
+    """Runs ``stages`` in order and returns every stage's output."""
+
+    def __init__(self, name: str, stages: list[nn.Module], repeat_gray: bool):
+        super().__init__()
+        self.name = name
+        self.channels = ENCODER_CHANNELS[name]
+        self.stages = nn.ModuleList(stages)
+        self.repeat_gray = repeat_gray
+
+    def forward(self, lightness: torch.Tensor) -> list[torch.Tensor]:
+        x = lightness.expand(-1, 3, -1, -1) if self.repeat_gray else lightness
+        features = []
+        for stage in self.stages:
+            x = stage(x)
+            features.append(x)
+        return features
+
+
+def _vgg_stages(features: nn.Sequential) -> list[nn.Module]:
+    # Split torchvision's VGG feature stack at its max-pools; each stage starts with the previous pool.
+    stages, current = [], []
+    for layer in features:
+        if isinstance(layer, nn.MaxPool2d):
+            stages.append(nn.Sequential(*current))
+            current = [layer]
+        else:
+            current.append(layer)
+    return stages  # the last pool is dropped: the decoder upsamples from the H/16 features
+
+
+def create_encoder(name: str, pretrained: bool = True, pretrained_path: str | None = None,
+                   repeat_gray: bool = False) -> Encoder:
+    backbone = build_backbone(name, pretrained, pretrained_path)
+    if name.startswith("vgg"):
+        if not repeat_gray:
+            backbone.features[0] = single_channel_conv(backbone.features[0])
+        stages = _vgg_stages(backbone.features)
+    elif name == "densenet121":
+        f = backbone.features
+        if not repeat_gray:
+            f.conv0 = single_channel_conv(f.conv0)
+        stages = [
+            nn.Sequential(f.conv0, f.norm0, f.relu0),
+            nn.Sequential(f.pool0, f.denseblock1),
+            nn.Sequential(f.transition1, f.denseblock2),
+            nn.Sequential(f.transition2, f.denseblock3),
+            nn.Sequential(f.transition3, f.denseblock4, f.norm5, nn.ReLU(inplace=False)),
+        ]
+    elif name == "mobilenet_v2":
+        f = backbone.features
+        if not repeat_gray:
+            f[0][0] = single_channel_conv(f[0][0])
+        stages = [f[0:2], f[2:4], f[4:7], f[7:14], f[14:19]]
+    else:  # resnet18 / resnet34
+        b = backbone
+        if not repeat_gray:
+            b.conv1 = single_channel_conv(b.conv1)
+        stages = [
+            nn.Sequential(b.conv1, b.bn1, b.relu),
+            nn.Sequential(b.maxpool, b.layer1),
+            b.layer2,
+            b.layer3,
+            b.layer4,
+        ]
+    return Encoder(name, stages, repeat_gray)

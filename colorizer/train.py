@@ -1,0 +1,347 @@
+"""Training loop: resumable exactly, checkpointing every epoch, logging a CSV and a plot.
+
+An epoch is ``steps_per_epoch`` batches of random crops (by default one pass's worth of photos). After every
+epoch the run validates on fixed centre crops, steps ReduceLROnPlateau, writes ``last.pt`` (model, optimiser,
+scheduler, sampler and RNG states) and, when the validation loss improved, ``best.safetensors``. ``resume``
+continues from ``last.pt`` and draws exactly the batches the uninterrupted run would have drawn.
+"""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import json
+import logging
+import math
+import random
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Optional
+
+import numpy as np
+import torch
+from torch import nn
+from tqdm import tqdm
+
+from colorizer import losses, models
+from colorizer.color import normalize_chroma, normalize_l, rgb_to_space
+from colorizer.data import CropSampler, PhotoCache, build_cache, center_crops, list_images, split_holdout
+from colorizer.weights import WeightsInfo, save_weights
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class TrainConfig:
+    model: str = "context_unet"  # registry name
+    model_config: dict = field(default_factory=dict)  # overrides of the model's config dataclass
+    data: str = ""  # folder tree of training photos
+    val: Optional[str] = None  # folder of validation photos; None holds out ``val_fraction`` of ``data``
+    val_fraction: float = 0.03  # share of ``data`` held out for validation when ``val`` is None
+    out: str = "runs/default"  # run directory (checkpoints, log, plot)
+    loss: str = "classify"  # mse | huber | blur | classify | gan
+    size: int = 128  # training crop side
+    max_crop: int = 224  # crops of side size..max_crop are resized to ``size`` (scale augmentation)
+    cache_side: int = 256  # photos are decoded once at this short side
+    batch: int = 32
+    epochs: int = 1000  # upper bound on epochs; ``minutes`` usually stops the run first
+    minutes: Optional[float] = None  # wall-clock budget of this invocation
+    steps_per_epoch: Optional[int] = None  # None: len(train photos) // batch
+    lr: float = 1e-3  # Adam learning rate of new layers
+    encoder_lr: float = 3e-6  # Adam learning rate of ImageNet-pretrained encoders (UCSD paper)
+    weight_decay: float = 0.0
+    plateau_patience: int = 3  # epochs without improvement before ReduceLROnPlateau halves the rates
+    gan_l1_weight: float = 100.0  # lambda of the L1 term (OrGANic / pix2pix)
+    gan_pretrain_epochs: int = 0  # epochs of plain L1 before the adversarial loss starts
+    rebalance_mix: float = 0.5  # lambda of Zhang et al.'s class rebalancing
+    seed: int = 0
+    threads: int = 2  # torch intra-op threads
+    channels_last: bool = True  # faster convolutions on CPU here
+    cache_dir: Optional[str] = None  # where decoded photos are kept between runs (None: ``<out>/cache``)
+    progress: bool = True  # show tqdm bars
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+
+def color_space_of(model: nn.Module) -> str:
+    return getattr(model.config, "color_space", "lab")
+
+
+def split_batch(rgb: torch.Tensor, space: str) -> tuple[torch.Tensor, torch.Tensor]:
+    """RGB batch in [0, 1] -> (normalised L (B, 1, H, W), normalised chroma (B, 2, H, W))."""
+    image = rgb_to_space(rgb, space)
+    return normalize_l(image[:, :1]), normalize_chroma(image[:, 1:], space)
+
+
+def _parameter_groups(model: nn.Module, config: TrainConfig) -> list[dict]:
+    """New layers at ``lr``; ImageNet-pretrained encoders (when loaded) at ``encoder_lr``."""
+    pretrained = bool(getattr(model.config, "pretrained", False))
+    encoder = getattr(model, "encoder", None) if pretrained else None
+    if encoder is None or not hasattr(encoder, "stages"):
+        return [{"params": [p for p in model.parameters() if p.requires_grad], "lr": config.lr}]
+    encoder_ids = {id(p) for p in encoder.parameters()}
+    return [
+        {"params": [p for p in encoder.parameters() if p.requires_grad], "lr": config.encoder_lr},
+        {"params": [p for p in model.parameters() if p.requires_grad and id(p) not in encoder_ids], "lr": config.lr},
+    ]
+
+
+def bin_histogram(cache: PhotoCache, model: nn.Module, pixels_per_photo: int = 4096, seed: int = 0) -> torch.Tensor:
+    """Counts of the nearest ab bin over a random sample of the training photos' pixels."""
+    generator = np.random.default_rng(seed)
+    counts = torch.zeros(model.bins.count, dtype=torch.float64)
+    for photo in cache.photos:
+        flat = photo.reshape(-1, 3)
+        chosen = flat[generator.integers(0, len(flat), size=min(pixels_per_photo, len(flat)))]
+        rgb = torch.from_numpy(chosen).float().div(255).T.reshape(1, 3, 1, -1)
+        _, chroma = split_batch(rgb, "lab")
+        counts += torch.bincount(model.bins.nearest(chroma).flatten(), minlength=model.bins.count).double()
+    return counts
+
+
+class Trainer:
+    """Holds a run's state; ``fit()`` trains until the epoch or time budget is spent."""
+
+    def __init__(self, config: TrainConfig, train_cache: PhotoCache | None = None,
+                 val_cache: PhotoCache | None = None):
+        if config.loss not in losses.LOSSES:
+            raise KeyError(f"unknown loss {config.loss!r}; expected one of {losses.LOSSES}")
+        self.config = config
+        self.out = Path(config.out)
+        self.out.mkdir(parents=True, exist_ok=True)
+        torch.manual_seed(config.seed)
+        torch.set_num_threads(config.threads)
+        model_config = dict(config.model_config)
+        model_config.setdefault("head", "classify" if config.loss == "classify" else "regress")
+        self.model = models.create(config.model, **model_config)
+        if (config.loss == "classify") != (self.model.config.head == "classify"):
+            raise ValueError(f"loss {config.loss!r} does not fit a {self.model.config.head!r} head")
+        self.space = color_space_of(self.model)
+        self.train_cache, self.val_cache = train_cache, val_cache
+        if self.train_cache is None:
+            self._load_data()
+        self.sampler = CropSampler(self.train_cache, config.size, config.max_crop, seed=config.seed)
+        self.val_rgb = center_crops(self.val_cache, config.size)
+        self.steps_per_epoch = config.steps_per_epoch or max(1, len(self.train_cache) // config.batch)
+        if config.loss == "classify":
+            self.model.bins.set_rebalancing(bin_histogram(self.train_cache, self.model, seed=config.seed),
+                                            mix=config.rebalance_mix)
+        if config.channels_last:
+            self.model = self.model.to(memory_format=torch.channels_last)
+        self.optimizer = torch.optim.Adam(_parameter_groups(self.model, config), weight_decay=config.weight_decay)
+        self.scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(self.optimizer, factor=0.5,
+                                                                    patience=config.plateau_patience)
+        self.discriminator = self.d_optimizer = None
+        if config.loss == "gan":
+            self.discriminator = models.create("patchgan")
+            self.d_optimizer = torch.optim.Adam(self.discriminator.parameters(), lr=2e-4, betas=(0.5, 0.999))
+        self.epoch = 0
+        self.best_val = math.inf
+        self.elapsed = 0.0  # training seconds over all invocations
+        self.history: list[dict] = []
+
+    def _load_data(self) -> None:
+        config = self.config
+        cache_dir = config.cache_dir or str(self.out / "cache")
+        paths = list_images(config.data)
+        if config.val:
+            train_paths, val_paths = paths, list_images(config.val)
+        else:
+            train_paths, val_paths = split_holdout(paths, config.val_fraction, config.seed)
+        self.train_cache = build_cache(train_paths, config.cache_side, cache_dir, progress=config.progress)
+        self.val_cache = build_cache(val_paths, config.size, cache_dir, skip_grayscale=True, progress=config.progress)
+        (self.out / "split.json").write_text(json.dumps({"train": self.train_cache.paths,
+                                                         "val": self.val_cache.paths}, indent=0))
+
+    # --- one step -------------------------------------------------------------------------------------------
+    def _prepare(self, rgb: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        lightness, chroma = split_batch(rgb, self.space)
+        if self.config.channels_last:
+            lightness = lightness.contiguous(memory_format=torch.channels_last)
+        return lightness, chroma
+
+    def compute_loss(self, output: torch.Tensor, chroma: torch.Tensor) -> torch.Tensor:
+        target = losses.chroma_target(chroma, output.shape[-2:])
+        if self.config.loss == "classify":
+            return losses.classify(output, target, self.model.bins)
+        if self.config.loss == "gan":
+            return torch.nn.functional.l1_loss(output, target)
+        return losses.regression_loss(self.config.loss)(output, target)
+
+    def train_step(self, rgb: torch.Tensor) -> float:
+        self.model.train()
+        lightness, chroma = self._prepare(rgb)
+        output = self.model(lightness)
+        if self.config.loss == "gan" and self.epoch >= self.config.gan_pretrain_epochs:
+            return self._gan_step(lightness, chroma, output)
+        loss = self.compute_loss(output, chroma)
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        self.optimizer.step()
+        return loss.item()
+
+    def _gan_step(self, lightness: torch.Tensor, chroma: torch.Tensor, fake: torch.Tensor) -> float:
+        target = losses.chroma_target(chroma, fake.shape[-2:])
+        # the discriminator judges chroma at the resolution of L, as the inference merge will show it
+        fake_full = fake if fake.shape[-2:] == chroma.shape[-2:] else torch.nn.functional.interpolate(
+            fake, size=chroma.shape[-2:], mode="bilinear", align_corners=False)
+        self.discriminator.train()
+        d_loss = losses.gan_discriminator(self.discriminator(lightness, chroma),
+                                          self.discriminator(lightness, fake_full.detach()))
+        self.d_optimizer.zero_grad(set_to_none=True)
+        d_loss.backward()
+        self.d_optimizer.step()
+        g_loss = losses.gan_generator(self.discriminator(lightness, fake_full), fake, target, self.config.gan_l1_weight)
+        self.optimizer.zero_grad(set_to_none=True)
+        g_loss.backward()
+        self.optimizer.step()
+        return g_loss.item()
+
+    @torch.no_grad()
+    def validate(self, batch_size: int = 64) -> dict:
+        """Loss (the training objective; L1 for gan) and chroma RMSE on the fixed validation crops."""
+        self.model.eval()
+        total_loss, total_sq, count = 0.0, 0.0, 0
+        for start in range(0, len(self.val_rgb), batch_size):
+            rgb = self.val_rgb[start: start + batch_size]
+            lightness, chroma = self._prepare(rgb)
+            output = self.model(lightness)
+            total_loss += self.compute_loss(output, chroma).item() * len(rgb)
+            predicted = self.model.predict_chroma(lightness) if hasattr(self.model, "predict_chroma") else output
+            target = losses.chroma_target(chroma, predicted.shape[-2:])
+            total_sq += torch.mean((predicted.float() - target) ** 2).item() * len(rgb)
+            count += len(rgb)
+        return {"val_loss": total_loss / count, "val_chroma_rmse": math.sqrt(total_sq / count)}
+
+    # --- checkpoints ----------------------------------------------------------------------------------------
+    def state_dict(self) -> dict:
+        state = {
+            "config": self.config.to_dict(),
+            "model": self.model.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "scheduler": self.scheduler.state_dict(),
+            "sampler": self.sampler.state_dict(),
+            "torch_rng": torch.get_rng_state(),
+            "python_rng": random.getstate(),
+            "epoch": self.epoch,
+            "best_val": self.best_val,
+            "elapsed": self.elapsed,
+            "history": self.history,
+        }
+        if self.discriminator is not None:
+            state["discriminator"] = self.discriminator.state_dict()
+            state["d_optimizer"] = self.d_optimizer.state_dict()
+        return state
+
+    def load_state_dict(self, state: dict) -> None:
+        self.model.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.scheduler.load_state_dict(state["scheduler"])
+        self.sampler.load_state_dict(state["sampler"])
+        torch.set_rng_state(state["torch_rng"])
+        random.setstate(state["python_rng"])
+        self.epoch, self.best_val, self.elapsed = state["epoch"], state["best_val"], state["elapsed"]
+        self.history = list(state["history"])
+        if self.discriminator is not None:
+            self.discriminator.load_state_dict(state["discriminator"])
+            self.d_optimizer.load_state_dict(state["d_optimizer"])
+
+    def save_checkpoint(self) -> None:
+        temporary = self.out / "last.pt.tmp"
+        torch.save(self.state_dict(), temporary)
+        temporary.replace(self.out / "last.pt")  # atomic: a kill mid-write never corrupts last.pt
+
+    def resume(self) -> bool:
+        path = self.out / "last.pt"
+        if not path.exists():
+            log.info("no checkpoint in %s; starting fresh", self.out)
+            return False
+        self.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
+        log.info("resumed %s at epoch %d (%.1f min trained)", path, self.epoch, self.elapsed / 60)
+        return True
+
+    def export(self, path: Path, metrics: dict) -> None:
+        model_config = self.model.config.to_dict()
+        info = WeightsInfo(
+            architecture=self.config.model, config=model_config, working_size=256,
+            training={"loss": self.config.loss, "epochs": self.epoch, "minutes": round(self.elapsed / 60, 1),
+                      "images_seen": self.epoch * self.steps_per_epoch * self.config.batch,
+                      "crop": self.config.size, "batch": self.config.batch, "data": self.config.data,
+                      "train_photos": len(self.train_cache)},
+            metrics=metrics,
+        )
+        save_weights(self.model, path, info)
+
+    # --- the loop -------------------------------------------------------------------------------------------
+    def fit(self) -> list[dict]:
+        config = self.config
+        started = time.monotonic()
+        budget = None if config.minutes is None else config.minutes * 60
+        while self.epoch < config.epochs:
+            epoch_start = time.monotonic()
+            running = 0.0
+            bar = tqdm(range(self.steps_per_epoch), desc=f"epoch {self.epoch + 1}", disable=not config.progress,
+                       unit="batch", leave=False)
+            for step in bar:
+                running += self.train_step(self.sampler.sample(config.batch))
+                images_per_second = (step + 1) * config.batch / (time.monotonic() - epoch_start)
+                bar.set_postfix(loss=f"{running / (step + 1):.4f}", img_s=f"{images_per_second:.1f}")
+            seconds = time.monotonic() - epoch_start
+            self.elapsed += seconds
+            self.epoch += 1
+            metrics = self.validate()
+            self.scheduler.step(metrics["val_loss"])
+            row = {"epoch": self.epoch, "train_loss": running / self.steps_per_epoch, **metrics,
+                   "lr": self.optimizer.param_groups[-1]["lr"], "images_per_s": self.steps_per_epoch * config.batch / seconds,
+                   "minutes": self.elapsed / 60}
+            self.history.append(row)
+            improved = metrics["val_loss"] < self.best_val
+            if improved:
+                self.best_val = metrics["val_loss"]
+                self.export(self.out / "best.safetensors", {k: round(v, 5) for k, v in metrics.items()})
+            self.save_checkpoint()
+            self._write_log()
+            log.info("epoch %d  train %.4f  val %.4f%s  %.1f img/s  %.1f min", self.epoch, row["train_loss"],
+                     metrics["val_loss"], " (best)" if improved else "", row["images_per_s"], self.elapsed / 60)
+            if budget is not None and time.monotonic() - started + seconds > budget:
+                break  # the next epoch would overrun the budget
+        return self.history
+
+    def _write_log(self) -> None:
+        with open(self.out / "log.csv", "w", newline="") as handle:
+            writer = csv.DictWriter(handle, fieldnames=list(self.history[0]))
+            writer.writeheader()
+            writer.writerows(self.history)
+        plot_history(self.history, self.out / "curves.png")
+
+
+def plot_history(history: list[dict], path: Path) -> None:
+    """Training and validation loss per epoch, as a PNG."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    epochs = [row["epoch"] for row in history]
+    figure, axes = plt.subplots(1, 2, figsize=(9, 3.2))
+    axes[0].plot(epochs, [r["train_loss"] for r in history], label="train")
+    axes[0].plot(epochs, [r["val_loss"] for r in history], label="validation")
+    axes[0].set_xlabel("epoch")
+    axes[0].set_ylabel("loss")
+    axes[0].legend()
+    axes[1].plot(epochs, [r["val_chroma_rmse"] for r in history], color="tab:green")
+    axes[1].set_xlabel("epoch")
+    axes[1].set_ylabel("validation chroma RMSE")
+    figure.tight_layout()
+    figure.savefig(path, dpi=100)
+    plt.close(figure)
+
+
+def train(config: TrainConfig, resume: bool = False) -> Trainer:
+    trainer = Trainer(config)
+    if resume:
+        trainer.resume()
+    trainer.fit()
+    return trainer

@@ -1,0 +1,100 @@
+"""Weights files: safetensors tensors plus JSON metadata, so one file rebuilds its model.
+
+The metadata (stored under the ``colorizer`` key of the safetensors header) holds the architecture name, its
+config dataclass, the colour space, the working size, and free-form training facts and metrics. Loading never
+unpickles anything: safetensors holds raw tensors only.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+from safetensors import safe_open
+from safetensors.torch import save_file
+from torch import nn
+
+from colorizer import models
+
+METADATA_KEY = "colorizer"
+FORMAT_VERSION = 1
+WEIGHTS_DIR = Path(__file__).resolve().parent.parent / "weights"
+
+
+@dataclass
+class WeightsInfo:
+    """What a weights file says about itself."""
+
+    architecture: str
+    config: dict
+    working_size: int = 256
+    description: str = ""
+    training: dict = field(default_factory=dict)
+    metrics: dict = field(default_factory=dict)
+    format_version: int = FORMAT_VERSION
+
+    @property
+    def color_space(self) -> str:
+        return self.config.get("color_space", "lab")
+
+
+def save_weights(model: nn.Module, path: str | os.PathLike, info: WeightsInfo, half: bool = True) -> Path:
+    """Writes ``model``'s state dict (fp16 for floating parameters when ``half``) and ``info`` to ``path``."""
+    state = {}
+    for name, tensor in model.state_dict().items():
+        tensor = tensor.detach().cpu().contiguous()
+        # bin centres and rebalancing weights stay fp32: they are tiny and feed the decoding directly
+        if half and tensor.is_floating_point() and not name.startswith("bins."):
+            tensor = tensor.half()
+        state[name] = tensor
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    payload = dict(info.__dict__)
+    save_file(state, str(path), metadata={METADATA_KEY: json.dumps(payload, sort_keys=True)})
+    return path
+
+
+def read_info(path: str | os.PathLike) -> WeightsInfo:
+    """The metadata of a weights file, without loading its tensors."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"no weights file at {str(path)!r}")
+    try:
+        with safe_open(str(path), framework="pt") as handle:
+            metadata = handle.metadata() or {}
+    except Exception as error:  # safetensors raises its own error types for a non-safetensors file
+        raise ValueError(f"{str(path)!r} is not a safetensors weights file: {error}") from None
+    if METADATA_KEY not in metadata:
+        raise ValueError(f"{str(path)!r} has no colorizer metadata; was it written by colorizer.weights.save_weights?")
+    payload = json.loads(metadata[METADATA_KEY])
+    known = set(WeightsInfo.__dataclass_fields__)
+    return WeightsInfo(**{k: v for k, v in payload.items() if k in known})
+
+
+def load_weights(path: str | os.PathLike, device: str | torch.device = "cpu") -> tuple[nn.Module, WeightsInfo]:
+    """Rebuilds the model a weights file describes and loads its tensors (strictly: every key must match)."""
+    info = read_info(path)
+    config = dict(info.config)
+    if "pretrained" in config:
+        config["pretrained"] = False  # the file holds every weight; no ImageNet file is needed
+        config["pretrained_path"] = None
+    model = models.create(info.architecture, **config)
+    state = {}
+    with safe_open(str(path), framework="pt", device="cpu") as handle:
+        for key in handle.keys():
+            state[key] = handle.get_tensor(key)
+    reference = model.state_dict()
+    state = {k: v.to(reference[k].dtype) if k in reference else v for k, v in state.items()}
+    model.load_state_dict(state, strict=True)
+    return model.to(device).eval(), info
+
+
+def shipped_weights(directory: str | os.PathLike = WEIGHTS_DIR) -> dict[str, Path]:
+    """Name -> path of every ``*.safetensors`` file in ``directory`` (the models the app offers)."""
+    directory = Path(directory)
+    if not directory.is_dir():
+        return {}
+    return {p.stem: p for p in sorted(directory.glob("*.safetensors"))}

@@ -1,0 +1,52 @@
+"""Shared fixtures: tiny images and a tiny trained-format checkpoint, all made on the fly."""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+torch.set_num_threads(2)
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "slow: launches servers or browsers (still run in CI)")
+
+
+@pytest.fixture(scope="session")
+def tiny_weights(tmp_path_factory):
+    """A small context_unet checkpoint in the shipped file format (random weights, realistic structure)."""
+    from colorizer import models
+    from colorizer.weights import WeightsInfo, save_weights
+
+    torch.manual_seed(0)
+    model = models.create("context_unet", width=8)
+    path = tmp_path_factory.mktemp("weights") / "tiny.safetensors"
+    save_weights(model, path, WeightsInfo("context_unet", model.config.to_dict(), working_size=64,
+                                          description="tiny test model"))
+    return path
+
+
+@pytest.fixture(scope="session")
+def weights_dir(tmp_path_factory, tiny_weights):
+    """A weights folder holding the tiny model under the default model's name and as 'vivid'."""
+    import shutil
+
+    from colorizer.inference import DEFAULT_MODEL
+
+    folder = tmp_path_factory.mktemp("shipped")
+    shutil.copy(tiny_weights, folder / f"{DEFAULT_MODEL}.safetensors")
+    shutil.copy(tiny_weights, folder / "vivid.safetensors")
+    return folder
+
+
+@pytest.fixture
+def gradient_image():
+    """A 61x47 RGB photo-like image with smooth colours."""
+    y, x = np.mgrid[0:47, 0:61]
+    rgb = np.stack([x * 4, y * 5, (x + y) * 2], axis=-1).clip(0, 255).astype(np.uint8)
+    return Image.fromarray(rgb, "RGB")

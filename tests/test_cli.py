@@ -1,0 +1,96 @@
+"""The command line, run as a user would: ``python -m colorizer ...`` in a subprocess."""
+
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def run(*args, cwd=ROOT):
+    return subprocess.run([sys.executable, "-m", "colorizer", *map(str, args)], cwd=cwd, capture_output=True,
+                          text=True, timeout=300)
+
+
+@pytest.fixture
+def photo_folder(tmp_path, gradient_image):
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    gradient_image.save(folder / "good_color.png")
+    gradient_image.convert("L").save(folder / "good_gray.jpg")
+    (folder / "notes.txt").write_text("not a picture")
+    Image.fromarray(np.random.default_rng(0).integers(0, 256, (200, 300), dtype=np.uint8)).save(folder / "broken.png")
+    (folder / "broken.png").write_bytes((folder / "broken.png").read_bytes()[:20_000])
+    return folder
+
+
+def test_colorize_folder_reports_bad_files_and_writes_the_rest(photo_folder, tiny_weights, tmp_path):
+    out = tmp_path / "out"
+    result = run("colorize", photo_folder, "--out", out, "--weights", tiny_weights)
+    assert result.returncode == 1
+    assert "notes.txt" in result.stderr and "broken.png" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert sorted(p.name for p in out.iterdir()) == ["good_color.png", "good_gray.png"]
+    assert Image.open(out / "good_gray.png").size == (61, 47)
+
+
+def test_colorize_all_good_exits_zero(photo_folder, tiny_weights, tmp_path):
+    result = run("colorize", photo_folder / "good_gray.jpg", "--out", tmp_path / "o", "--weights", tiny_weights,
+                 "--size", "64", "--saturation", "1.5")
+    assert result.returncode == 0, result.stderr
+    assert "wrote 1 of 1" in result.stdout
+
+
+def test_unknown_model_is_one_readable_line(tmp_path, gradient_image):
+    gradient_image.save(tmp_path / "a.png")
+    result = run("colorize", tmp_path / "a.png", "--out", tmp_path / "o", "--model", "nope")
+    assert result.returncode == 2
+    assert result.stderr.strip().startswith("error: ") and "Traceback" not in result.stderr
+    assert "unknown model 'nope'" in result.stderr
+
+
+def test_models_lists_registry():
+    result = run("models")
+    assert result.returncode == 0
+    for name in ("unet", "vgg19_unet", "vgg16_regression", "fusion_vgg16", "densenet121_unet", "mobilenet_unet",
+                 "resnet18_unet", "patchgan", "context_unet"):
+        assert name in result.stdout
+
+
+def test_evaluate_prints_table_and_is_deterministic(tiny_weights, tmp_path):
+    from skimage import data
+
+    folder = tmp_path / "val"
+    folder.mkdir()
+    for name in ("astronaut", "coffee"):
+        Image.fromarray(getattr(data, name)()).resize((96, 96)).save(folder / f"{name}.png")
+    csv = tmp_path / "metrics.csv"
+    sheet = tmp_path / "sheet.png"
+    first = run("evaluate", folder, "--weights", tiny_weights, "--size", "64", "--out", csv, "--sheet", sheet)
+    assert first.returncode == 0, first.stderr
+    assert "model " in first.stdout and "gray " in first.stdout and "PSNR" in first.stdout
+    assert csv.read_text().count("\n") == 3 and sheet.stat().st_size > 5000
+    second = run("evaluate", folder, "--weights", tiny_weights, "--size", "64")
+    table = lambda out: out.split("\n", 1)[1]  # noqa: E731 - drop the header line naming the device
+    assert table(first.stdout).split("per-photo")[0] == table(second.stdout)
+
+
+def test_train_cli_runs_and_resumes(tmp_path):
+    from skimage import data
+
+    folder = tmp_path / "train"
+    folder.mkdir()
+    for name in ("astronaut", "coffee", "chelsea", "rocket"):
+        Image.fromarray(getattr(data, name)()).save(folder / f"{name}.png")
+    out = tmp_path / "run"
+    args = ["train", "--data", folder, "--out", out, "--model-config", '{"width": 8}', "--size", "32",
+            "--max-crop", "48", "--batch", "2", "--steps-per-epoch", "2", "--val-fraction", "0.25", "--no-progress"]
+    first = run(*args, "--epochs", "1")
+    assert first.returncode == 0, first.stderr
+    second = run(*args, "--epochs", "2", "--resume")
+    assert second.returncode == 0, second.stderr
+    assert "resumed" in second.stderr and "trained 2 epochs" in second.stdout

@@ -1,0 +1,173 @@
+"""Inference: every PIL mode, EXIF rotation, alpha, full-resolution output, bad inputs, a 40-megapixel photo."""
+
+import io
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from colorizer import Colorizer, ImageTooLargeError, InvalidImageError
+from colorizer.color import rgb_to_lab
+from colorizer.inference import merge_full_resolution, working_shape
+
+
+@pytest.fixture(scope="module")
+def colorizer(tiny_weights):
+    return Colorizer.from_file(tiny_weights, device="cpu")
+
+
+def lightness(image):
+    rgb = torch.from_numpy(np.asarray(image.convert("RGB")).copy()).permute(2, 0, 1).double() / 255
+    return rgb_to_lab(rgb)[0].numpy()
+
+
+def as_mode(image, mode):
+    if mode == "I;16":
+        return Image.fromarray(np.asarray(image.convert("L")).astype(np.uint16) * 257)
+    if mode == "PA":
+        return image.convert("RGBA").convert("PA") if hasattr(Image, "PA") else image.convert("P")
+    return image.convert(mode)
+
+
+@pytest.mark.parametrize("mode", ["L", "LA", "RGB", "RGBA", "P", "CMYK", "I;16", "I", "F", "1"])
+def test_every_mode_gives_full_size_color(colorizer, gradient_image, mode):
+    image = as_mode(gradient_image, mode)
+    out = colorizer.colorize(image)
+    assert out.size == image.size
+    assert out.mode == ("RGBA" if mode in ("LA", "RGBA") else "RGB")
+
+
+def test_lightness_is_kept_from_the_input(colorizer, gradient_image):
+    gray = gradient_image.convert("L")
+    out = colorizer.colorize(gray)
+    # the output's L* is the input's L* up to 8-bit rounding and gamut clipping of the chroma
+    difference = np.abs(lightness(out) - lightness(gray))
+    assert np.median(difference) < 1.0
+
+
+def test_color_input_is_colorized_from_its_lightness(colorizer, gradient_image):
+    from colorizer.imageio import split_photo
+
+    matched_gray = Image.fromarray(np.round(split_photo(gradient_image).gray * 255).astype(np.uint8))
+    out_color = np.asarray(colorizer.colorize(gradient_image)).astype(int)
+    out_gray = np.asarray(colorizer.colorize(matched_gray)).astype(int)
+    # same L* -> the same network input; 8-bit gray rounding moves results by at most a few levels
+    assert np.abs(out_color - out_gray).mean() < 3
+
+
+def test_alpha_is_preserved(colorizer, gradient_image):
+    rgba = gradient_image.convert("RGBA")
+    alpha = np.tile(np.arange(rgba.width, dtype=np.uint8) * 4, (rgba.height, 1))
+    rgba.putalpha(Image.fromarray(alpha))
+    out = colorizer.colorize(rgba)
+    np.testing.assert_array_equal(np.asarray(out.getchannel("A")), alpha)
+
+
+def test_exif_rotation_gives_an_upright_output(colorizer, gradient_image):
+    exif = Image.Exif()
+    exif[0x0112] = 6  # rotate 90 degrees clockwise on display
+    buffer = io.BytesIO()
+    gradient_image.save(buffer, "JPEG", exif=exif.tobytes())
+    out = colorizer.colorize(buffer.getvalue())
+    assert out.size == (gradient_image.height, gradient_image.width)
+
+
+def test_full_resolution_output_keeps_detail(colorizer):
+    rng = np.random.default_rng(0)
+    noise = rng.integers(0, 256, (301, 413), dtype=np.uint8)  # detail far finer than the 64 px working size
+    out = colorizer.colorize(Image.fromarray(noise), size=64)
+    assert out.size == (413, 301)
+    correlation = np.corrcoef(lightness(out).ravel(), lightness(Image.fromarray(noise)).ravel())[0, 1]
+    assert correlation > 0.99
+
+
+@pytest.mark.parametrize("payload, message", [
+    (b"", "empty"),
+    (b"this is not an image at all", "not an image"),
+])
+def test_bad_bytes_raise_invalid_image(colorizer, payload, message):
+    with pytest.raises(InvalidImageError, match=message):
+        colorizer.colorize(payload)
+
+
+def test_truncated_file_raises_invalid_image(colorizer, tmp_path):
+    path = tmp_path / "cut.png"
+    Image.fromarray(np.random.default_rng(0).integers(0, 256, (300, 400), dtype=np.uint8)).save(path)
+    path.write_bytes(path.read_bytes()[:40_000])
+    with pytest.raises(InvalidImageError, match="cut.png"):
+        colorizer.colorize(path)
+
+
+def test_decompression_bomb_is_refused_before_decoding(colorizer, tmp_path):
+    path = tmp_path / "bomb.png"
+    Image.new("1", (20000, 20000)).save(path)  # 400 MP of zeros compresses to a tiny file
+    assert path.stat().st_size < 200_000
+    with pytest.raises(ImageTooLargeError, match="megapixels|too large"):
+        colorizer.colorize(path)
+
+
+def test_small_pixel_limit_is_enforced(tiny_weights, gradient_image):
+    strict = Colorizer.from_file(tiny_weights, device="cpu", max_pixels=1000)
+    with pytest.raises(ImageTooLargeError, match="megapixels"):
+        strict.colorize(gradient_image)
+
+
+def test_missing_file_and_folder(colorizer, tmp_path):
+    with pytest.raises(FileNotFoundError):
+        colorizer.colorize(tmp_path / "nope.jpg")
+    with pytest.raises(InvalidImageError, match="folder"):
+        colorizer.colorize(tmp_path)
+
+
+def test_batch_and_saturation(colorizer, gradient_image):
+    plain, = colorizer.colorize_batch([gradient_image.convert("L")])
+    gray_out = colorizer.colorize(gradient_image.convert("L"), saturation=0.0)
+    rgb = np.asarray(gray_out).astype(int)
+    assert np.abs(rgb[..., 0] - rgb[..., 1]).max() <= 1  # no chroma left
+    assert plain.size == gradient_image.size
+
+
+def test_default_and_named_shipped_models(weights_dir):
+    default = Colorizer(weights_dir=weights_dir, device="cpu")
+    assert default.name == "balanced"
+    assert Colorizer("vivid", weights_dir=weights_dir, device="cpu").name == "vivid"
+    with pytest.raises(KeyError, match="shipped models: balanced, vivid"):
+        Colorizer("nonexistent", weights_dir=weights_dir)
+
+
+def test_registry_architecture_without_weights_warns(caplog):
+    c = Colorizer("resnet_generator", device="cpu", weights_dir="/nonexistent")
+    assert "random weights" in caplog.text
+    assert c.colorize(Image.new("L", (40, 30), 100)).size == (40, 30)
+
+
+def test_unavailable_device_is_a_clear_error(tiny_weights):
+    if torch.cuda.is_available():
+        pytest.skip("this machine has CUDA")
+    with pytest.raises(ValueError, match="CUDA is not available"):
+        Colorizer.from_file(tiny_weights, device="cuda")
+
+
+def test_working_shape_caps_panoramas():
+    assert working_shape(3000, 4000, 256) == (256, 341)
+    assert working_shape(100, 10000, 256) == (10, 1024)
+
+
+def test_merge_matches_bilinear_upsampling():
+    # for a stride-1 head whose grid divides the output evenly, the merge is plain bilinear interpolation
+    chroma = torch.rand(2, 8, 10) * 0.4 - 0.2
+    gray = np.full((32, 40), 0.5, np.float32)
+    merged = merge_full_resolution(gray, chroma, (8, 10), 1, "lab")
+    expected = torch.nn.functional.interpolate(chroma[None], size=(32, 40), mode="bilinear", align_corners=False)[0]
+    from colorizer.color import denormalize_chroma, lab_to_rgb, gray_to_lightness
+    lab = torch.cat((gray_to_lightness(torch.from_numpy(gray))[None], denormalize_chroma(expected, "lab")))
+    reference = (lab_to_rgb(lab) * 255 + 0.5).to(torch.uint8).permute(1, 2, 0).numpy()
+    assert np.abs(merged.astype(int) - reference.astype(int)).max() <= 1
+
+
+@pytest.mark.slow
+def test_forty_megapixel_photo(colorizer):
+    image = Image.new("L", (7300, 5480), 120)  # 40 MP
+    out = colorizer.colorize(image)
+    assert out.size == image.size
