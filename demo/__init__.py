@@ -1,0 +1,1 @@
+"""The Gradio app: colorize photos, take the perception study, read its results."""

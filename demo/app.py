@@ -1,0 +1,104 @@
+"""The Gradio app: ``build_app(...)`` makes the Blocks, ``main()`` parses arguments and serves it.
+
+Layout and wiring only; the work lives in ``colorizer`` and ``study``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import tempfile
+from pathlib import Path
+
+import gradio as gr
+
+from colorizer.weights import WEIGHTS_DIR
+from demo.colorize_tab import build_colorize_tab
+from demo.examples import write_examples
+from demo.models import ModelPool
+from demo.results_tab import ResultsAccess, build_results_tab
+from demo.study_tab import TRIAL_CSS, build_study_tab
+from study.db import make_engine, make_session_factory
+from study.defaults import ensure_default_study
+from study.service import StudyService
+
+log = logging.getLogger(__name__)
+
+TITLE = "Colorizer"
+INTRO = ("Automatic colorization of black-and-white photos. The result keeps your photo's full resolution and "
+         "sharpness: only the colors are predicted.")
+# System fonts only: the page must not fetch anything from the internet.
+THEME = gr.themes.Soft(primary_hue="amber", secondary_hue="slate",
+                       font=["ui-sans-serif", "system-ui", "Segoe UI", "Helvetica", "Arial", "sans-serif"],
+                       font_mono=["ui-monospace", "SFMono-Regular", "Menlo", "monospace"])
+CSS = """
+#result-info { min-height: 2.5em; }
+""" + TRIAL_CSS
+
+
+def default_database_url() -> str:
+    """``STUDY_DB_URL`` if set; on a Hugging Face Space with persistent storage, a file under /data;
+    else a SQLite file in the working directory."""
+    if os.environ.get("STUDY_DB_URL"):
+        return os.environ["STUDY_DB_URL"]
+    if Path("/data").is_dir() and os.access("/data", os.W_OK):
+        return "sqlite:////data/colorizer-study.sqlite"
+    return "sqlite:///colorizer-study.sqlite"
+
+
+def build_app(pool: ModelPool | None = None, examples_dir: str | os.PathLike | None = None,
+              database_url: str | None = None, results_password: str | None = None,
+              study_name: str | None = None) -> gr.Blocks:
+    """The whole app. Nothing is served until ``launch()``; tests build it with their own pool and database.
+
+    On first use of a database the default study is built from scikit-image's colour photos with every shipped model.
+    """
+    pool = pool or ModelPool(WEIGHTS_DIR)
+    examples = write_examples(examples_dir or Path(tempfile.gettempdir()) / "colorizer-examples")
+    engine = make_engine(database_url or default_database_url())
+    factory = make_session_factory(engine)
+    if study_name is None:
+        study_name = ensure_default_study(factory, {name: pool.get(name) for name in pool.names()},
+                                          {name: pool.describe(name) for name in pool.names()})
+    service = StudyService(factory)
+    access = ResultsAccess(results_password)
+    with gr.Blocks(title=TITLE, analytics_enabled=False) as app:
+        gr.Markdown(f"# {TITLE}\n{INTRO}")
+        with gr.Tab("Colorize", id="colorize"):
+            build_colorize_tab(pool, examples)
+        with gr.Tab("Turing test", id="study"):
+            token = build_study_tab(service, study_name)
+        with gr.Tab("Results", id="results"):
+            build_results_tab(access, engine, study_name)
+        if token is not None:  # a returning participant continues where they were
+            app.load(token.resume, [token], token.outputs_for_resume, api_visibility="private")
+    app.study_service = service  # for tests and benchmarks that drive the same service
+    app.study_engine = engine
+    return app
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m demo", description="Serve the Colorizer app.")
+    parser.add_argument("--host", default=os.environ.get("GRADIO_SERVER_NAME", "127.0.0.1"))
+    parser.add_argument("--port", type=int, default=int(os.environ.get("GRADIO_SERVER_PORT", 7860)))
+    parser.add_argument("--db", default=None, help="study database URL (default: STUDY_DB_URL or a SQLite file)")
+    parser.add_argument("--weights-dir", default=str(WEIGHTS_DIR), help="folder of shipped .safetensors models")
+    parser.add_argument("--device", default=None, help="cpu, cuda, mps (default: best available)")
+    parser.add_argument("--study", default=None, help="study the Turing-test tab runs (default: the default study)")
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    pool = ModelPool(args.weights_dir, device=args.device)
+    if not pool.names():
+        log.warning("no weights in %s: the colorize tab will say so", args.weights_dir)
+    app = build_app(pool, database_url=args.db or default_database_url(), study_name=args.study)
+    # CPU: one colorization at a time (set per event); study answers are light and may run side by side
+    app.queue(max_size=64, default_concurrency_limit=8)
+    app.launch(server_name=args.host, server_port=args.port, max_file_size="200mb", show_error=False,
+               theme=THEME, css=CSS, footer_links=[])
+    return 0

@@ -1,0 +1,189 @@
+"""The colorize tab: handlers as plain functions (tests call them directly) and the layout that wires them."""
+
+from __future__ import annotations
+
+import logging
+import tempfile
+import time
+import uuid
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import gradio as gr
+from PIL import Image
+
+from colorizer import ImageTooLargeError, InvalidImageError
+from colorizer.imageio import load_photo
+from demo.models import ModelPool
+
+log = logging.getLogger(__name__)
+
+PREVIEW_SIDE = 1600  # the before/after slider shows at most this many pixels on the long side
+OUTPUT_TTL_SECONDS = 3600  # result files are removed after an hour
+MAX_BATCH = 24  # photos per multi-file request
+
+
+class RawImage(gr.Image):
+    """``gr.Image`` that hands the uploaded file's path to the handler without opening it.
+
+    Gradio's own preprocessing opens the file with Pillow, so a text file, a truncated JPEG or a decompression bomb
+    would fail there with a generic error. Here the handler opens it and explains what is wrong.
+    """
+
+    def preprocess(self, payload):
+        if payload is None:
+            return None
+        if payload.path is None and payload.url and payload.url.startswith("data:"):
+            return super().preprocess(payload)  # pasted data URLs: let Gradio decode them to a file
+        return payload.path
+
+    def get_block_name(self) -> str:
+        return "image"  # same front-end component as gr.Image
+
+
+@dataclass
+class ColorizeResult:
+    before: Image.Image  # preview of the input (gray), for the slider
+    after: Image.Image  # preview of the result
+    path: Path  # the full-resolution PNG
+    info: str  # Markdown: size, time, device, model
+
+
+def output_folder() -> Path:
+    folder = Path(tempfile.gettempdir()) / "colorizer-outputs"
+    folder.mkdir(parents=True, exist_ok=True)
+    now = time.time()
+    for old in folder.glob("*/*"):
+        try:
+            if now - old.stat().st_mtime > OUTPUT_TTL_SECONDS:
+                old.unlink()
+                old.parent.rmdir()
+        except OSError:
+            pass  # another request is cleaning up, or the folder still holds a newer file
+    target = folder / uuid.uuid4().hex
+    target.mkdir()
+    return target
+
+
+def preview(image: Image.Image) -> Image.Image:
+    image = image.copy()
+    image.thumbnail((PREVIEW_SIDE, PREVIEW_SIDE), Image.Resampling.LANCZOS)
+    return image
+
+
+def user_message(error: Exception, name: str = "the file") -> str:
+    """One sentence a person can act on."""
+    if isinstance(error, ImageTooLargeError):
+        return f"{name} is too large: {error}. Please upload a smaller image."
+    if isinstance(error, InvalidImageError):
+        return f"Could not read {name} as an image: {error}."
+    if isinstance(error, FileNotFoundError):
+        return f"{name} did not arrive; please upload it again."
+    return f"Colorizing {name} failed ({type(error).__name__}). Please try another image."
+
+
+def colorize_file(path: str | None, model: str | None, size: int, saturation: float, pool: ModelPool) -> ColorizeResult:
+    """Colorize one uploaded file. Raises ``gr.Error`` with a readable message for any bad input."""
+    if not path:
+        raise gr.Error("Please upload a photo first (or pick an example).", title="No photo")
+    if not pool.names():
+        raise gr.Error("No trained weights are installed in weights/.", title="No model")
+    name = Path(path).name
+    try:
+        colorizer = pool.get(model)
+        started = time.perf_counter()
+        photo = load_photo(path, colorizer.max_pixels)
+        result = colorizer.colorize_photo(photo, size=int(size), saturation=float(saturation))
+        seconds = time.perf_counter() - started
+    except (InvalidImageError, FileNotFoundError, KeyError) as error:
+        log.info("rejected %s: %s", name, error)
+        message = error.args[0] if isinstance(error, KeyError) else user_message(error, name)
+        raise gr.Error(message, title="Cannot colorize this file", print_exception=False) from None
+    except Exception as error:  # never a stack trace in the browser; the log keeps it
+        log.exception("colorizing %s failed", name)
+        raise gr.Error(user_message(error, name), title="Something went wrong", print_exception=False) from None
+    target = output_folder() / f"{Path(name).stem}_color.png"
+    result.save(target, compress_level=1)  # level 1: a 50 MP PNG in seconds instead of a minute
+    before = Image.fromarray((photo.gray * 255 + 0.5).astype("uint8"), "L").convert("RGB")
+    width, height = result.size
+    info = (f"**{width} x {height}** pixels colorized in **{seconds:.2f} s** on **{colorizer.device}** "
+            f"with **{colorizer.name}** (working size {int(size)}, saturation {float(saturation):.2f}).")
+    return ColorizeResult(preview(before), preview(result.convert("RGB")), target, info)
+
+
+def colorize_files(paths: list[str] | None, model: str | None, size: int, saturation: float,
+                   pool: ModelPool) -> tuple[list[tuple[Image.Image, str]], Path | None, str]:
+    """Colorize several files: (gallery items, zip of full-resolution PNGs, Markdown report). Bad files are listed,
+    the good ones still colorized."""
+    if not paths:
+        raise gr.Error("Please choose one or more photos.", title="No photos")
+    if len(paths) > MAX_BATCH:
+        raise gr.Error(f"Please send at most {MAX_BATCH} photos at a time (got {len(paths)}).", title="Too many")
+    gallery, written, problems = [], [], []
+    folder = output_folder()
+    started = time.perf_counter()
+    for path in paths:
+        try:
+            result = colorize_file(path, model, size, saturation, pool)
+        except gr.Error as error:
+            problems.append(f"- {Path(path).name}: {error.message}")
+            continue
+        gallery.append((result.after, Path(path).name))
+        written.append(result.path)
+    archive = None
+    if written:
+        archive = folder / "colorized.zip"
+        with zipfile.ZipFile(archive, "w", zipfile.ZIP_STORED) as bundle:  # PNGs are already compressed
+            for file in written:
+                bundle.write(file, file.name)
+    report = f"Colorized **{len(written)} of {len(paths)}** photos in {time.perf_counter() - started:.1f} s."
+    if problems:
+        report += "\n\nNot colorized:\n" + "\n".join(problems)
+    return gallery, archive, report
+
+
+def model_choices(pool: ModelPool) -> list[tuple[str, str]]:
+    return [(f"{name} - {pool.describe(name)}", name) for name in pool.names()]
+
+
+def build_colorize_tab(pool: ModelPool, examples: list[Path]) -> None:
+    """Lays out the tab inside the current ``gr.Blocks`` and wires its events."""
+    with gr.Row(equal_height=False):
+        with gr.Column(scale=2):
+            source = RawImage(label="Black-and-white photo", type="filepath", sources=["upload", "clipboard"],
+                              height=360, elem_id="source-image")
+            if examples:
+                gr.Examples(examples=[[str(p)] for p in examples], inputs=[source], label="Examples (scikit-image)",
+                            examples_per_page=8)
+            model = gr.Dropdown(model_choices(pool), value=pool.default, label="Model", elem_id="model-picker",
+                                info="Each model's card is in weights/<name>.md")
+            with gr.Row():
+                size = gr.Slider(128, 512, value=256, step=32, label="Working size (short side the network sees)")
+                saturation = gr.Slider(0.0, 2.0, value=1.0, step=0.05, label="Saturation")
+            run = gr.Button("Colorize", variant="primary", elem_id="colorize-button")
+        with gr.Column(scale=3):
+            slider = gr.ImageSlider(label="Before / after", type="pil", format="png", elem_id="result-slider",
+                                    max_height=560)
+            info = gr.Markdown(elem_id="result-info")
+            download = gr.DownloadButton("Download full-resolution PNG", visible=False, elem_id="download-button")
+    with gr.Accordion("Several photos at once", open=False):
+        files = gr.File(file_count="multiple", label="Photos", type="filepath")
+        run_many = gr.Button("Colorize all", variant="secondary")
+        gallery = gr.Gallery(label="Results", columns=4, height=320)
+        archive = gr.DownloadButton("Download all (zip)", visible=False)
+        report = gr.Markdown()
+
+    def on_colorize(path, model_name, working_size, factor):
+        result = colorize_file(path, model_name, working_size, factor, pool)
+        return (result.before, result.after), result.info, gr.DownloadButton(value=str(result.path), visible=True)
+
+    def on_colorize_many(paths, model_name, working_size, factor):
+        items, zip_path, text = colorize_files(paths, model_name, working_size, factor, pool)
+        return items, gr.DownloadButton(value=str(zip_path) if zip_path else None, visible=zip_path is not None), text
+
+    # one colorization at a time per CPU process: concurrent visitors queue instead of exhausting memory
+    run.click(on_colorize, [source, model, size, saturation], [slider, info, download], api_name="colorize",
+              concurrency_id="colorize", concurrency_limit=1)
+    run_many.click(on_colorize_many, [files, model, size, saturation], [gallery, archive, report],
+                   api_name="colorize_many", concurrency_id="colorize", concurrency_limit=1)

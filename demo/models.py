@@ -1,0 +1,45 @@
+"""The shipped models, loaded once per process and shared by every visitor."""
+
+from __future__ import annotations
+
+import os
+import threading
+from pathlib import Path
+
+from colorizer import Colorizer
+from colorizer.inference import DEFAULT_MODEL
+from colorizer.weights import WEIGHTS_DIR, WeightsInfo, read_info, shipped_weights
+
+
+class ModelPool:
+    """Name -> ``Colorizer`` for every weights file in ``weights_dir``, each loaded on first use."""
+
+    def __init__(self, weights_dir: str | os.PathLike = WEIGHTS_DIR, device: str | None = None):
+        self.weights_dir = Path(weights_dir)
+        self.device = device
+        paths = shipped_weights(self.weights_dir)
+        # the default model first, then the rest alphabetically
+        self.paths = dict(sorted(paths.items(), key=lambda item: (item[0] != DEFAULT_MODEL, item[0])))
+        self.infos: dict[str, WeightsInfo] = {name: read_info(path) for name, path in self.paths.items()}
+        self._loaded: dict[str, Colorizer] = {}
+        self._lock = threading.Lock()
+
+    def names(self) -> list[str]:
+        return list(self.paths)
+
+    @property
+    def default(self) -> str | None:
+        return next(iter(self.paths), None)
+
+    def describe(self, name: str) -> str:
+        info = self.infos.get(name)
+        return info.description if info and info.description else name
+
+    def get(self, name: str | None) -> Colorizer:
+        name = name or self.default
+        if name not in self.paths:
+            raise KeyError(f"unknown model {name!r}; available: {', '.join(self.paths) or 'none'}")
+        with self._lock:  # two first requests must not load the same model twice
+            if name not in self._loaded:
+                self._loaded[name] = Colorizer(self.paths[name], device=self.device)
+            return self._loaded[name]

@@ -1,0 +1,241 @@
+"""Study analysis with pandas: pure functions from a tidy per-trial DataFrame to summary DataFrames.
+
+``load_trials`` is the only function that reads the database (``pd.read_sql`` of a ``select``).
+
+Definitions (single-image mode): *public acceptance* of a condition = share of its images judged "real";
+for real photos this is the ceiling. Signal detection per model treats real photos as signal: hit rate =
+P("real" | real), false-alarm rate = P("real" | model's fake); d' = z(H) - z(FA), criterion c = -(z(H) + z(FA))/2,
+with the log-linear correction (k + 0.5) / (n + 1). 2AFC: *fool rate* = share of pairs where the fake was
+picked as real (50% = indistinguishable).
+"""
+
+from __future__ import annotations
+
+import math
+from itertools import combinations
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+from sqlalchemy import Engine, select
+from sqlalchemy.orm import aliased
+
+from study.schema import Participant, Response, SourcePhoto, Stimulus, Study, Trial
+
+Z95 = 1.959963984540054
+
+
+def load_trials(engine: Engine, study_name: str | None = None) -> pd.DataFrame:
+    """One row per trial (answered or not) of ``study_name`` (default: every study)."""
+    other = aliased(Stimulus)
+    query = (
+        select(Study.name.label("study"), Study.mode, Participant.id.label("participant_id"), Participant.status,
+               Participant.list_index, Participant.age_band, Participant.color_vision, Participant.screen,
+               Participant.is_simulated, Trial.id.label("trial_id"), Trial.position, Trial.kind, Trial.condition,
+               Trial.real_side, SourcePhoto.id.label("photo_id"), SourcePhoto.label.label("photo"),
+               Stimulus.public_id.label("stimulus_id"), Stimulus.is_real, Stimulus.sentinel_kind,
+               Stimulus.psnr, Stimulus.colorfulness, other.public_id.label("other_stimulus_id"),
+               other.psnr.label("other_psnr"), other.colorfulness.label("other_colorfulness"),
+               Response.answer, Response.judged_real, Response.correct, Response.response_ms,
+               Response.intended_display_ms, Response.measured_display_ms, Response.created_at.label("answered_at"))
+        .join(Participant, Participant.study_id == Study.id)
+        .join(Trial, Trial.participant_id == Participant.id)
+        .join(Stimulus, Stimulus.id == Trial.stimulus_id)
+        .join(SourcePhoto, SourcePhoto.id == Stimulus.photo_id)
+        .outerjoin(other, other.id == Trial.other_stimulus_id)
+        .outerjoin(Response, Response.trial_id == Trial.id)
+        .order_by(Participant.id, Trial.position)
+    )
+    if study_name:
+        query = query.where(Study.name == study_name)
+    frame = pd.read_sql(query, engine)
+    for column in ("judged_real", "correct", "is_real", "is_simulated"):
+        frame[column] = frame[column].astype("boolean")
+    # 2AFC: the fake of the pair carries the condition's metrics
+    fake_first = frame["real_side"] == 1
+    for metric in ("psnr", "colorfulness"):
+        frame[f"fake_{metric}"] = np.where(frame["mode"] == "2afc",
+                                           np.where(fake_first, frame[metric], frame[f"other_{metric}"]), frame[metric])
+    frame["answered"] = frame["answer"].notna()
+    return frame
+
+
+# --- intervals and tests ----------------------------------------------------------------------------------------
+
+def wilson_interval(successes: int, n: int, z: float = Z95) -> tuple[float, float]:
+    """Wilson score interval for a binomial proportion."""
+    if n == 0:
+        return (math.nan, math.nan)
+    p = successes / n
+    denominator = 1 + z * z / n
+    center = (p + z * z / (2 * n)) / denominator
+    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denominator
+    return (max(0.0, center - half), min(1.0, center + half))
+
+
+def cluster_bootstrap(frame: pd.DataFrame, value: str = "judged_real", repeats: int = 1000,
+                      seed: int = 0) -> tuple[float, float]:
+    """95% percentile interval of the mean of ``value``, resampling participants and photos (two-way)."""
+    if frame.empty:
+        return (math.nan, math.nan)
+    rng = np.random.default_rng(seed)
+    participants, p_index = np.unique(frame["participant_id"].to_numpy(), return_inverse=True)
+    photos, q_index = np.unique(frame["photo_id"].to_numpy(), return_inverse=True)
+    y = frame[value].to_numpy(dtype=float)
+    p_weights = rng.multinomial(len(participants), np.full(len(participants), 1 / len(participants)), size=repeats)
+    q_weights = rng.multinomial(len(photos), np.full(len(photos), 1 / len(photos)), size=repeats)
+    weights = p_weights[:, p_index] * q_weights[:, q_index]  # (repeats, rows)
+    totals = weights.sum(axis=1)
+    means = np.divide(weights @ y, totals, out=np.full(repeats, np.nan), where=totals > 0)
+    means = means[~np.isnan(means)]
+    if means.size == 0:
+        return (math.nan, math.nan)
+    return (float(np.percentile(means, 2.5)), float(np.percentile(means, 97.5)))
+
+
+def holm(p_values: list[float]) -> list[float]:
+    """Holm-Bonferroni adjusted p-values (same order as given)."""
+    order = np.argsort(p_values)
+    adjusted = np.empty(len(p_values))
+    running = 0.0
+    for rank, index in enumerate(order):
+        running = max(running, min(1.0, (len(p_values) - rank) * p_values[index]))
+        adjusted[index] = running
+    return adjusted.tolist()
+
+
+def two_proportion_test(k1: int, n1: int, k2: int, n2: int) -> float:
+    """Two-sided p-value of a pooled two-proportion z test."""
+    if min(n1, n2) == 0:
+        return math.nan
+    pooled = (k1 + k2) / (n1 + n2)
+    se = math.sqrt(pooled * (1 - pooled) * (1 / n1 + 1 / n2))
+    if se == 0:
+        return 1.0
+    z = (k1 / n1 - k2 / n2) / se
+    return float(2 * stats.norm.sf(abs(z)))
+
+
+def dprime(hits: int, n_signal: int, false_alarms: int, n_noise: int) -> tuple[float, float]:
+    """(d', criterion) with the log-linear correction."""
+    if n_signal == 0 or n_noise == 0:
+        return (math.nan, math.nan)
+    hit_rate = (hits + 0.5) / (n_signal + 1)
+    fa_rate = (false_alarms + 0.5) / (n_noise + 1)
+    z_hit, z_fa = stats.norm.ppf(hit_rate), stats.norm.ppf(fa_rate)
+    return (float(z_hit - z_fa), float(-(z_hit + z_fa) / 2))
+
+
+# --- exclusions -------------------------------------------------------------------------------------------------
+
+def participant_table(trials: pd.DataFrame, rules: dict) -> pd.DataFrame:
+    """One row per participant: progress, sentinel accuracy, median response time, and exclusion reasons."""
+    rows = []
+    for participant_id, group in trials.groupby("participant_id", sort=True):
+        answered = group[group["answered"]]
+        counted = answered[answered["kind"] != "practice"]
+        sentinels = counted[counted["kind"] == "sentinel"]
+        main = counted[counted["kind"] == "main"]
+        complete = bool(group["answered"].all())
+        sentinel_accuracy = float(sentinels["correct"].mean()) if len(sentinels) else math.nan
+        median_ms = float(counted["response_ms"].median()) if counted["response_ms"].notna().any() else math.nan
+        reasons = []
+        if rules.get("require_complete", True) and not complete:
+            reasons.append("incomplete")
+        if len(sentinels) and sentinel_accuracy < rules.get("min_sentinel_accuracy", 1.0):
+            reasons.append("failed sentinels")
+        if not math.isnan(median_ms) and median_ms < rules.get("min_median_response_ms", 0):
+            reasons.append("too fast")
+        rows.append({"participant_id": participant_id, "status": group["status"].iloc[0],
+                     "list_index": group["list_index"].iloc[0], "trials": len(group), "answered": len(answered),
+                     "complete": complete, "sentinel_accuracy": sentinel_accuracy,
+                     "main_accuracy": float(main["correct"].mean()) if len(main) else math.nan,
+                     "median_response_ms": median_ms, "excluded": bool(reasons), "reasons": "; ".join(reasons)})
+    columns = ["participant_id", "status", "list_index", "trials", "answered", "complete", "sentinel_accuracy",
+               "main_accuracy", "median_response_ms", "excluded", "reasons"]
+    return pd.DataFrame(rows, columns=columns)
+
+
+def analysable(trials: pd.DataFrame, rules: dict) -> pd.DataFrame:
+    """Answered main trials of non-excluded participants, without implausibly fast single answers."""
+    people = participant_table(trials, rules)
+    kept_ids = set(people.loc[~people["excluded"], "participant_id"])
+    frame = trials[trials["answered"] & (trials["kind"] == "main") & trials["participant_id"].isin(kept_ids)]
+    fast = frame["response_ms"].notna() & (frame["response_ms"] < rules.get("fast_response_ms", 0))
+    return frame[~fast].copy()
+
+
+# --- summaries --------------------------------------------------------------------------------------------------
+
+def acceptance_table(frame: pd.DataFrame, bootstrap_repeats: int = 1000, seed: int = 0) -> pd.DataFrame:
+    """Per condition: n, judged real, acceptance (single) or fool rate (2AFC), Wilson and bootstrap 95% intervals;
+    single mode adds acceptance relative to real photos, d' and criterion against the real photos."""
+    if frame.empty:
+        return pd.DataFrame(columns=["condition", "n", "judged_real", "rate", "wilson_low", "wilson_high",
+                                     "bootstrap_low", "bootstrap_high"])
+    mode = frame["mode"].iloc[0]
+    real = frame[frame["condition"] == "real"]
+    rows = []
+    for condition, group in frame.groupby("condition", sort=False):
+        k, n = int(group["judged_real"].sum()), len(group)
+        low, high = wilson_interval(k, n)
+        boot_low, boot_high = cluster_bootstrap(group, repeats=bootstrap_repeats, seed=seed)
+        row = {"condition": condition, "n": n, "judged_real": k, "rate": k / n, "wilson_low": low,
+               "wilson_high": high, "bootstrap_low": boot_low, "bootstrap_high": boot_high,
+               "participants": group["participant_id"].nunique(), "photos": group["photo_id"].nunique()}
+        if mode == "single":
+            real_rate = real["judged_real"].mean() if len(real) else math.nan
+            row["relative_to_real"] = (k / n) / real_rate if real_rate else math.nan
+            if condition != "real":
+                row["d_prime"], row["criterion"] = dprime(int(real["judged_real"].sum()), len(real), k, n)
+        rows.append(row)
+    table = pd.DataFrame(rows)
+    order = {"real": -1}
+    return table.sort_values("condition", key=lambda s: s.map(lambda c: order.get(c, 0))).reset_index(drop=True)
+
+
+def pairwise_differences(frame: pd.DataFrame) -> pd.DataFrame:
+    """Every pair of model conditions: difference in acceptance (or fool rate), z-test p, Holm-adjusted p."""
+    models = [c for c in frame["condition"].unique() if c != "real"]
+    rows = []
+    for a, b in combinations(sorted(models), 2):
+        ga, gb = frame[frame["condition"] == a], frame[frame["condition"] == b]
+        ka, kb = int(ga["judged_real"].sum()), int(gb["judged_real"].sum())
+        rows.append({"model_a": a, "model_b": b, "rate_a": ka / len(ga), "rate_b": kb / len(gb),
+                     "difference": ka / len(ga) - kb / len(gb), "p_value": two_proportion_test(ka, len(ga), kb, len(gb))})
+    table = pd.DataFrame(rows, columns=["model_a", "model_b", "rate_a", "rate_b", "difference", "p_value"])
+    table["p_holm"] = holm(table["p_value"].tolist()) if len(table) else []
+    return table
+
+
+def per_photo_table(frame: pd.DataFrame) -> pd.DataFrame:
+    """Per photo and condition: n and acceptance, with the fake's automatic metrics."""
+    grouped = frame.groupby(["photo", "condition"], sort=True)
+    table = grouped.agg(n=("judged_real", "size"), judged_real=("judged_real", "sum"),
+                        psnr=("fake_psnr", "first"), colorfulness=("fake_colorfulness", "first")).reset_index()
+    table["rate"] = table["judged_real"] / table["n"]
+    return table
+
+
+def metric_correlations(per_photo: pd.DataFrame) -> pd.DataFrame:
+    """Spearman correlation between per-photo acceptance of colorized images and each automatic metric."""
+    fakes = per_photo[per_photo["condition"] != "real"]
+    rows = []
+    for metric in ("psnr", "colorfulness"):
+        usable = fakes[[metric, "rate"]].dropna()
+        if len(usable) >= 3 and usable[metric].nunique() > 1 and usable["rate"].nunique() > 1:
+            rho, p = stats.spearmanr(usable[metric], usable["rate"])
+        else:
+            rho, p = math.nan, math.nan
+        rows.append({"metric": metric, "spearman_rho": float(rho), "p_value": float(p), "n_images": len(usable)})
+    return pd.DataFrame(rows)
+
+
+def exclusion_summary(trials: pd.DataFrame, rules: dict) -> dict:
+    people = participant_table(trials, rules)
+    return {"participants_before": int(len(people)), "participants_after": int((~people["excluded"]).sum()),
+            "excluded_incomplete": int(people["reasons"].str.contains("incomplete").sum()),
+            "excluded_failed_sentinels": int(people["reasons"].str.contains("sentinel").sum()),
+            "excluded_too_fast": int(people["reasons"].str.contains("too fast").sum()),
+            "trials_before": int((trials["answered"] & (trials["kind"] == "main")).sum()),
+            "trials_after": int(len(analysable(trials, rules)))}

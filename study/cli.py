@@ -1,0 +1,131 @@
+"""Command line: ``python -m study {build,list,report,simulate}``."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+
+log = logging.getLogger("study")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m study", description="The real-vs-fake perception study.")
+    parser.add_argument("--db", default=None, help="SQLAlchemy URL (default: STUDY_DB_URL or a local SQLite file)")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    build = sub.add_parser("build", help="make a study's stimuli from color photos and register them")
+    build.add_argument("--images", default=None, help="folder of color photos (default: scikit-image's photos)")
+    build.add_argument("--models", default=None, help="comma-separated shipped models (default: all shipped)")
+    build.add_argument("--name", required=True)
+    build.add_argument("--size", type=int, default=256, help="stimulus side in pixels")
+    build.add_argument("--mode", choices=["single", "2afc"], default="single")
+    build.add_argument("--presentation", choices=["together", "sequential"], default="together")
+    build.add_argument("--display-ms", type=int, default=None, help="show each image this long (Zhang et al.: 1000)")
+    build.add_argument("--practice-photos", type=int, default=1)
+    build.add_argument("--sentinel-fraction", type=float, default=0.1)
+    build.add_argument("--seed", type=int, default=0)
+
+    sub.add_parser("list", help="list the studies in the database")
+
+    report = sub.add_parser("report", help="write CSV, JSON, Markdown, HTML and a chart")
+    report.add_argument("--out", required=True)
+    report.add_argument("--study", default=None, help="study name (default: the default study)")
+    report.add_argument("--bootstrap", type=int, default=1000, help="bootstrap resamples")
+
+    simulate = sub.add_parser("simulate", help="simulated participants through the app's code; power analysis")
+    simulate.add_argument("--participants", type=int, required=True)
+    simulate.add_argument("--accept", required=True, help="e.g. balanced=0.45,vivid=0.55,real=0.85")
+    simulate.add_argument("--study", default=None)
+    simulate.add_argument("--seed", type=int, default=0)
+    simulate.add_argument("--workers", type=int, default=1, help="participants answering concurrently")
+    simulate.add_argument("--power", default=None,
+                          help="comma-separated participant counts: estimate power on copies of a SQLite database")
+    simulate.add_argument("--repeats", type=int, default=20, help="simulated studies per count for --power")
+    parser.add_argument("-v", "--verbose", action="store_true")
+    return parser
+
+
+def _run_build(args, factory) -> int:
+    from colorizer import Colorizer
+    from colorizer.weights import shipped_weights
+    from study.stimuli import StudyDesign, build_study, folder_photos, skimage_photos
+
+    names = [n.strip() for n in args.models.split(",")] if args.models else list(shipped_weights())
+    if not names:
+        raise ValueError("no models: ship weights in weights/ or pass --models")
+    # a shipped name, or a .safetensors path (its file stem names the condition)
+    colorizers = {Path(name).stem: Colorizer(name) for name in names}
+    photos = folder_photos(args.images) if args.images else skimage_photos()
+    design = StudyDesign(name=args.name, mode=args.mode, presentation=args.presentation, display_ms=args.display_ms,
+                         size=args.size, practice_photos=args.practice_photos,
+                         sentinel_fraction=args.sentinel_fraction, seed=args.seed)
+    with factory.begin() as session:
+        study = build_study(session, design, photos, colorizers, {n: c.describe() for n, c in colorizers.items()})
+        print(f"built study {study.name!r}: {len(photos)} photos, conditions {['real', *colorizers]}, mode {study.mode}")
+    return 0
+
+
+def _run_list(args, factory) -> int:
+    from sqlalchemy import func, select
+
+    from study.schema import Participant, Study
+
+    with factory() as session:
+        for study in session.scalars(select(Study).order_by(Study.id)):
+            count = session.scalar(select(func.count()).select_from(Participant).where(Participant.study_id == study.id))
+            print(f"{study.name:30} {study.mode:7} {len(study.photos):3} photos  {count:4} participants"
+                  f"{'  (default)' if study.is_default else ''}")
+    return 0
+
+
+def _run_report(args, engine) -> int:
+    from study.report import write_report
+
+    files = write_report(engine, args.out, args.study, args.bootstrap)
+    print(f"wrote {len(files)} files to {args.out}")
+    return 0
+
+
+def _run_simulate(args, engine, factory) -> int:
+    from study.simulate import parse_accept, power_analysis, simulate
+
+    accept = parse_accept(args.accept)
+    if args.power:
+        if engine.url.get_backend_name() != "sqlite" or not engine.url.database:
+            raise ValueError("--power copies a SQLite database file; pass --db sqlite:///FILE")
+        counts = [int(c) for c in args.power.split(",")]
+        table = power_analysis(engine.url.database, accept, counts, args.repeats, args.study, args.seed)
+        print(table.to_string(index=False))
+        return 0
+    result = simulate(factory, args.participants, accept, args.study, args.seed, args.workers)
+    print(f"simulated {result.participants} participants, {result.answers} answers stored")
+    from study.report import analyse
+
+    report = analyse(engine, args.study, bootstrap_repeats=200)
+    print(report.acceptance.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.WARNING,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    from study.db import make_engine, make_session_factory
+
+    try:
+        engine = make_engine(args.db)
+        factory = make_session_factory(engine)
+        if args.command == "build":
+            return _run_build(args, factory)
+        if args.command == "list":
+            return _run_list(args, factory)
+        if args.command == "report":
+            return _run_report(args, engine)
+        return _run_simulate(args, engine, factory)
+    except (ValueError, KeyError, FileNotFoundError) as error:
+        log.debug("failed", exc_info=True)
+        message = error.args[0] if isinstance(error, KeyError) and error.args else error
+        print(f"error: {message}", file=sys.stderr)
+        return 2

@@ -1,0 +1,248 @@
+"""Assignment and the participant's path through a study (see PROTOCOL.md).
+
+Every function takes a ``session``; the caller owns the transaction (``with factory.begin() as session``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import random
+import secrets
+from datetime import datetime, timedelta, timezone
+from typing import Optional
+
+from sqlalchemy import func, select, update
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from study.schema import Participant, Response, SourcePhoto, Stimulus, Study, Trial, utcnow
+
+CONSENT_VERSION = "2026-11-v1"
+CONSENT_TEXT = """\
+**Consent.** This is a short study of how people perceive photographs. You will see photos and judge whether their
+colours are real. It takes about 5 minutes. Taking part is voluntary and you may stop at any time by closing the page.
+We store your answers, response times and the optional answers you give about yourself (age band, colour vision,
+screen type). We store no name, no e-mail and no IP address; an external participant id (for example from Prolific)
+is stored only as a salted hash. Anonymous results may be published.
+"""
+INSTRUCTIONS = {
+    "single": "Each photo is either a **real colour photo** or a **black-and-white photo colorized by a computer**. "
+              "For each one, answer **Real** or **Colorized**. Go with your first impression.",
+    "2afc": "Each screen shows **two versions of the same photo**: one has its real colours, the other was "
+            "colorized by a computer from black and white. Pick the one you think is **real**.",
+}
+DEFAULT_RULES = {
+    "min_sentinel_accuracy": 1.0,  # share of attention checks a participant must get right
+    "min_median_response_ms": 300,  # a participant answering faster than this (median) was not looking
+    "fast_response_ms": 150,  # single answers faster than this are dropped
+    "require_complete": True,  # incomplete sessions are excluded
+}
+ABANDON_AFTER = timedelta(minutes=30)  # an active participant silent this long frees their list slot
+
+
+class StudyError(ValueError):
+    """A participant-facing problem (unknown token, finished study, id already used...)."""
+
+
+def hash_external_id(study: Study, external_id: str) -> str:
+    return hmac.new(study.id_salt.encode(), external_id.strip().encode(), hashlib.sha256).hexdigest()
+
+
+def mark_abandoned(session: Session, study: Study, now: datetime | None = None) -> int:
+    """Active participants not seen for ``ABANDON_AFTER`` become "abandoned"; their list is re-opened."""
+    cutoff = (now or utcnow()) - ABANDON_AFTER
+    result = session.execute(update(Participant)
+                             .where(Participant.study_id == study.id, Participant.status == "active",
+                                    Participant.last_seen_at < cutoff)
+                             .values(status="abandoned"))
+    return result.rowcount or 0
+
+
+def next_list_index(session: Session, study: Study) -> int:
+    """Round-robin over Latin-square lists: the list with the fewest active or completed participants."""
+    counts = dict(session.execute(
+        select(Participant.list_index, func.count())
+        .where(Participant.study_id == study.id, Participant.status.in_(("active", "completed")))
+        .group_by(Participant.list_index)).all())
+    return min(range(study.list_count), key=lambda index: (counts.get(index, 0), index))
+
+
+def _stimuli_by_photo(session: Session, study: Study) -> dict[int, dict[str, list[Stimulus]]]:
+    rows = session.scalars(select(Stimulus).join(SourcePhoto).where(SourcePhoto.study_id == study.id)).all()
+    table: dict[int, dict[str, list[Stimulus]]] = {}
+    for stimulus in rows:
+        table.setdefault(stimulus.photo_id, {}).setdefault(stimulus.condition, []).append(stimulus)
+    return table
+
+
+def conditions_of(study: Study) -> list[str]:
+    """The Latin square's conditions: "real" and each model (single); each model (2AFC: real is the other side)."""
+    names = [c.name for c in study.conditions]
+    return [n for n in names if n != "real"] if study.mode == "2afc" else names
+
+
+def make_trials(session: Session, study: Study, participant: Participant) -> list[Trial]:
+    """Practice trials first, then main and sentinel trials in a per-participant shuffled order.
+
+    Main photo j gets condition (j + list) mod C, so across C lists every photo appears in every condition and each
+    participant sees each photo once.
+    """
+    rng = random.Random(participant.seed)
+    stimuli = _stimuli_by_photo(session, study)
+    conditions = conditions_of(study)
+    photos = sorted(study.photos, key=lambda p: p.position)
+    main = [p for p in photos if p.role == "main"]
+    trials: list[Trial] = []
+
+    def trial(kind: str, condition: str, shown: Stimulus, real: Stimulus | None) -> Trial:
+        if study.mode == "single":
+            return Trial(kind=kind, condition=condition, stimulus=shown)
+        real_side = rng.randrange(2)  # which side the real photo is on
+        first, second = (real, shown) if real_side == 0 else (shown, real)
+        return Trial(kind=kind, condition=condition, stimulus=first, other_stimulus=second, real_side=real_side)
+
+    practice = []
+    for photo in (p for p in photos if p.role == "practice"):
+        real = stimuli[photo.id]["real"][0]
+        for sentinel in stimuli[photo.id].get("sentinel", []):
+            if study.mode == "single":
+                practice += [trial("practice", "real", real, None), trial("practice", "sentinel", sentinel, None)]
+            else:
+                practice.append(trial("practice", "sentinel", sentinel, real))
+    trials += practice[: study.practice_trials]
+    body = []
+    for index, photo in enumerate(main):
+        condition = conditions[(index + participant.list_index) % len(conditions)]
+        shown = stimuli[photo.id][condition][0]
+        body.append(trial("main", condition, shown, stimuli[photo.id]["real"][0]))
+    for photo in (p for p in photos if p.role == "sentinel"):
+        sentinel = stimuli[photo.id]["sentinel"][0]
+        body.append(trial("sentinel", "sentinel", sentinel, stimuli[photo.id]["real"][0]))
+    rng.shuffle(body)
+    trials += body
+    for position, item in enumerate(trials):
+        item.position = position
+        participant.trials.append(item)  # only the kept trials join the session (one-to-many side cascades)
+    return trials
+
+
+def join_study(session: Session, study: Study, external_id: Optional[str] = None, age_band: Optional[str] = None,
+               color_vision: Optional[str] = None, screen: Optional[str] = None,
+               simulated: bool = False) -> Participant:
+    """Registers a consenting participant and assigns their trials. An external id that already completed the
+    study is refused; one that is still active gets its existing session back (a reconnect)."""
+    external_hash = hash_external_id(study, external_id) if external_id else None
+    if external_hash:
+        existing = session.scalar(select(Participant).where(Participant.study_id == study.id,
+                                                            Participant.external_id_hash == external_hash))
+        if existing is not None:
+            if existing.status == "completed":
+                raise StudyError("This participant id has already completed the study. Thank you!")
+            existing.status, existing.last_seen_at = "active", utcnow()
+            return existing
+    mark_abandoned(session, study)
+    participant = Participant(study_id=study.id, token=secrets.token_urlsafe(24), external_id_hash=external_hash,
+                              list_index=next_list_index(session, study), seed=secrets.randbelow(2 ** 31),
+                              consent_version=study.consent_version, age_band=age_band or None,
+                              color_vision=color_vision or None, screen=screen or None, is_simulated=simulated)
+    session.add(participant)
+    try:
+        session.flush()
+    except IntegrityError:
+        raise StudyError("This participant id is already taking the study in another window.") from None
+    make_trials(session, study, participant)
+    session.flush()
+    return participant
+
+
+def participant_by_token(session: Session, token: str | None) -> Participant:
+    participant = session.scalar(select(Participant).where(Participant.token == token)) if token else None
+    if participant is None:
+        raise StudyError("Your session was not found. Please start the study again.")
+    return participant
+
+
+def next_trial(session: Session, participant: Participant) -> Trial | None:
+    """The first trial without a response (None when all are answered)."""
+    return session.scalar(select(Trial).outerjoin(Response)
+                          .where(Trial.participant_id == participant.id, Response.id.is_(None))
+                          .order_by(Trial.position).limit(1))
+
+
+def progress_of(session: Session, participant: Participant) -> tuple[int, int]:
+    """(answered, total) trials."""
+    total = session.scalar(select(func.count()).select_from(Trial).where(Trial.participant_id == participant.id))
+    answered = session.scalar(select(func.count()).select_from(Response).join(Trial)
+                              .where(Trial.participant_id == participant.id))
+    return answered or 0, total or 0
+
+
+def score(study: Study, trial: Trial, answer: str) -> tuple[bool, bool]:
+    """(judged_real, correct) of ``answer``. Single: "real"/"fake". 2AFC: "0"/"1", the side chosen as real;
+    judged_real then means the fake was picked as the real one (the participant was fooled)."""
+    if study.mode == "single":
+        if answer not in ("real", "fake"):
+            raise StudyError(f"answer must be 'real' or 'fake', got {answer!r}")
+        said_real = answer == "real"
+        return said_real, said_real == trial.stimulus.is_real
+    if answer not in ("0", "1"):
+        raise StudyError(f"answer must be '0' or '1', got {answer!r}")
+    correct = int(answer) == trial.real_side
+    return not correct, correct
+
+
+def record_response(session: Session, participant: Participant, trial_id: int, answer: str,
+                    response_ms: float | None = None, measured_display_ms: float | None = None) -> tuple[Response, bool]:
+    """Stores the answer to ``trial_id`` once. Returns (response, created); a second answer to the same trial
+    (a double click, a resubmit after a reconnect) returns the stored response and ``created=False``."""
+    trial = session.get(Trial, trial_id)
+    if trial is None or trial.participant_id != participant.id:
+        raise StudyError("That trial does not belong to this session.")
+    existing = session.scalar(select(Response).where(Response.trial_id == trial_id))
+    if existing is not None:
+        return existing, False
+    study = session.get(Study, participant.study_id)
+    judged_real, correct = score(study, trial, answer)
+    values = dict(trial_id=trial_id, answer=answer, judged_real=judged_real, correct=correct,
+                  response_ms=_clean_ms(response_ms), intended_display_ms=study.display_ms,
+                  measured_display_ms=_clean_ms(measured_display_ms), created_at=utcnow())
+    dialect = session.get_bind().dialect.name
+    if dialect in ("sqlite", "postgresql"):
+        # INSERT .. ON CONFLICT DO NOTHING: a concurrent duplicate is a no-op, not an error that spoils the session
+        insert = sqlite_insert if dialect == "sqlite" else postgresql_insert
+        created = session.execute(insert(Response).values(**values)
+                                  .on_conflict_do_nothing(index_elements=["trial_id"])).rowcount == 1
+    else:
+        session.add(Response(**values))
+        session.flush()  # other databases: the unique key still refuses a duplicate (as an IntegrityError)
+        created = True
+    response = session.scalar(select(Response).where(Response.trial_id == trial_id))
+    if not created:
+        return response, False
+    participant.last_seen_at = utcnow()
+    if participant.status == "abandoned":
+        participant.status = "active"
+    return response, True
+
+
+def _clean_ms(value) -> float | None:
+    try:
+        value = float(value)
+    except (TypeError, ValueError):
+        return None
+    return value if 0 <= value < 3_600_000 else None
+
+
+def finish_if_done(session: Session, participant: Participant) -> bool:
+    """Marks the participant completed (with a completion code) once every trial has a response."""
+    if participant.status == "completed":
+        return True
+    if next_trial(session, participant) is not None:
+        return False
+    participant.status = "completed"
+    participant.completed_at = datetime.now(timezone.utc)
+    participant.completion_code = secrets.token_hex(4).upper()
+    return True

@@ -1,0 +1,220 @@
+"""Study reports: tidy CSVs, JSON, Markdown and HTML with a chart, and a data dictionary."""
+
+from __future__ import annotations
+
+import html
+import json
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+from sqlalchemy import Engine, select
+from sqlalchemy.orm import Session
+
+from study import analysis
+from study.schema import Study
+
+# Every column of trials.csv: (meaning, type, units, allowed values)
+DATA_DICTIONARY = {
+    "study": ("study name", "string", "", "any"),
+    "mode": ("task: single image (real or colorized?) or two-alternative forced choice", "string", "", "single, 2afc"),
+    "participant_id": ("participant number within the database (not an external id)", "integer", "", ">= 1"),
+    "status": ("participant's session state", "string", "", "active, completed, abandoned"),
+    "list_index": ("Latin-square list the participant was assigned", "integer", "", "0 .. lists - 1"),
+    "age_band": ("self-reported age band (optional)", "string", "years", "18-24, 25-34, 35-44, 45-54, 55-64, 65+, empty"),
+    "color_vision": ("self-reported colour vision (optional)", "string", "", "normal, deficient, unsure, empty"),
+    "screen": ("self-reported screen type (optional)", "string", "", "phone, tablet, laptop, desktop, empty"),
+    "is_simulated": ("row made by `study simulate`, not a person", "boolean", "", "true, false"),
+    "trial_id": ("trial number within the database", "integer", "", ">= 1"),
+    "position": ("order in which the participant saw the trial", "integer", "", ">= 0"),
+    "kind": ("trial type; practice and sentinel trials are not in the acceptance numbers", "string", "",
+             "practice, main, sentinel"),
+    "condition": ("what was judged: real photo, a model's colorization, or an attention check", "string", "",
+                  "real, <model name>, sentinel"),
+    "real_side": ("2AFC: side of the real photo (0 = left/first, 1 = right/second)", "integer", "", "0, 1, empty"),
+    "photo_id": ("source photo number", "integer", "", ">= 1"),
+    "photo": ("source photo's file name (never shown to participants)", "string", "", "any"),
+    "stimulus_id": ("opaque id of the (first) image shown", "string", "", "24 hex digits"),
+    "is_real": ("the (first) image shown is the real photo", "boolean", "", "true, false"),
+    "sentinel_kind": ("how an attention-check fake was made", "string", "", "hue_rotated, channel_swapped, empty"),
+    "psnr": ("PSNR of the (first) image against the real photo", "float", "dB", ">= 0, empty for real"),
+    "colorfulness": ("Hasler-Suesstrunk colourfulness of the (first) image", "float", "", ">= 0"),
+    "other_stimulus_id": ("2AFC: opaque id of the second image", "string", "", "24 hex digits, empty"),
+    "other_psnr": ("2AFC: PSNR of the second image", "float", "dB", ">= 0, empty"),
+    "other_colorfulness": ("2AFC: colourfulness of the second image", "float", "", ">= 0, empty"),
+    "answer": ("the answer given", "string", "", "single: real, fake; 2afc: 0, 1 (side chosen as real); empty"),
+    "judged_real": ("single: answered real; 2AFC: the fake was chosen as real (fooled)", "boolean", "", "true, false, empty"),
+    "correct": ("the answer was right", "boolean", "", "true, false, empty"),
+    "response_ms": ("time from image onset to answer, measured in the browser", "float", "ms", ">= 0, empty"),
+    "intended_display_ms": ("how long images were meant to be shown (empty: until answered)", "integer", "ms", "> 0, empty"),
+    "measured_display_ms": ("how long the image was actually on screen, measured in the browser", "float", "ms",
+                            ">= 0, empty"),
+    "answered_at": ("when the answer was stored", "timestamp", "UTC", "ISO 8601"),
+    "fake_psnr": ("PSNR of the colorized image of the trial", "float", "dB", ">= 0, empty"),
+    "fake_colorfulness": ("colourfulness of the colorized image of the trial", "float", "", ">= 0, empty"),
+    "answered": ("the trial has a response", "boolean", "", "true, false"),
+}
+
+
+@dataclass
+class StudyReport:
+    study: dict
+    trials: pd.DataFrame
+    participants: pd.DataFrame
+    acceptance: pd.DataFrame
+    pairwise: pd.DataFrame
+    per_photo: pd.DataFrame
+    correlations: pd.DataFrame
+    exclusions: dict
+
+
+def analyse(engine: Engine, study_name: str | None = None, bootstrap_repeats: int = 1000) -> StudyReport:
+    with Session(engine) as session:
+        query = select(Study).where(Study.name == study_name) if study_name else \
+            select(Study).order_by(Study.is_default.desc(), Study.id.desc()).limit(1)
+        study = session.scalar(query)
+        if study is None:
+            raise ValueError(f"no study named {study_name!r}" if study_name else "the database holds no study")
+        info = {"name": study.name, "mode": study.mode, "presentation": study.presentation,
+                "display_ms": study.display_ms, "consent_version": study.consent_version,
+                "exclusion_rules": study.exclusion_rules, "lists": study.list_count,
+                "conditions": [c.name for c in study.conditions], "created_at": study.created_at.isoformat()}
+        rules = dict(study.exclusion_rules)
+    trials = analysis.load_trials(engine, info["name"])
+    frame = analysis.analysable(trials, rules)
+    per_photo = analysis.per_photo_table(frame) if len(frame) else pd.DataFrame()
+    return StudyReport(
+        study=info, trials=trials, participants=analysis.participant_table(trials, rules),
+        acceptance=analysis.acceptance_table(frame, bootstrap_repeats), pairwise=analysis.pairwise_differences(frame)
+        if len(frame) else pd.DataFrame(), per_photo=per_photo,
+        correlations=analysis.metric_correlations(per_photo) if len(per_photo) else pd.DataFrame(),
+        exclusions=analysis.exclusion_summary(trials, rules))
+
+
+def acceptance_chart(report: StudyReport, path: Path | None = None):
+    """Bar chart of acceptance (or fool rate) per condition with Wilson 95% intervals; saved if ``path``."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    table = report.acceptance
+    figure, axis = plt.subplots(figsize=(6.4, 3.6))
+    if len(table):
+        colors = ["#6b7280" if c == "real" else "#d97706" for c in table["condition"]]
+        errors = [table["rate"] - table["wilson_low"], table["wilson_high"] - table["rate"]]
+        axis.bar(table["condition"], table["rate"] * 100, yerr=[e * 100 for e in errors], capsize=6, color=colors)
+        for x, (rate, n) in enumerate(zip(table["rate"], table["n"])):
+            axis.text(x, 2, f"{rate:.0%}\nn={n}", ha="center", va="bottom", color="white", fontsize=9)
+    two_afc = report.study["mode"] == "2afc"
+    if two_afc:
+        axis.axhline(50, color="black", linestyle="--", linewidth=1, label="indistinguishable (50%)")
+        axis.legend(loc="upper right", fontsize=8)
+    axis.set_ylabel("fooled: fake picked as real (%)" if two_afc else "judged real (%)")
+    axis.set_ylim(0, 100)
+    axis.set_title(f"{report.study['name']}: {'fool rate' if two_afc else 'public acceptance'} (95% Wilson)")
+    figure.tight_layout()
+    if path is not None:
+        figure.savefig(path, dpi=110)
+        plt.close(figure)
+    return figure
+
+
+def _markdown_table(frame: pd.DataFrame) -> str:
+    if frame is None or frame.empty:
+        return "_no data yet_\n"
+    def cell(value):
+        if value is None or value is pd.NA:
+            return ""
+        if isinstance(value, float):
+            return "" if math.isnan(value) else f"{value:.3f}"
+        return str(value)
+    lines = ["| " + " | ".join(frame.columns) + " |", "|" + "---|" * len(frame.columns)]
+    lines += ["| " + " | ".join(cell(v) for v in row) + " |" for row in frame.itertuples(index=False)]
+    return "\n".join(lines) + "\n"
+
+
+def markdown(report: StudyReport, chart_name: str = "acceptance.png") -> str:
+    s, e = report.study, report.exclusions
+    metric = "fool rate (fake picked as real)" if s["mode"] == "2afc" else "public acceptance (judged real)"
+    return f"""# Study report: {s['name']}
+
+Mode: **{s['mode']}**{' (' + s['presentation'] + ')' if s['mode'] == '2afc' else ''}; display time:
+{str(s['display_ms']) + ' ms' if s['display_ms'] else 'until answered'}; consent version {s['consent_version']}.
+
+Exclusion rules (fixed when the study was built): `{json.dumps(s['exclusion_rules'])}`.
+Participants: **{e['participants_before']}** before exclusions, **{e['participants_after']}** after
+({e['excluded_incomplete']} incomplete, {e['excluded_failed_sentinels']} failed attention checks,
+{e['excluded_too_fast']} too fast). Main trials: {e['trials_before']} before, {e['trials_after']} after.
+
+## {metric[0].upper() + metric[1:]} per condition
+
+![chart]({chart_name})
+
+{_markdown_table(report.acceptance)}
+## Pairwise model differences (two-proportion z test, Holm-corrected)
+
+{_markdown_table(report.pairwise)}
+## Which automatic metric predicts people? (Spearman, per image)
+
+{_markdown_table(report.correlations)}
+## Per photo
+
+{_markdown_table(report.per_photo)}
+## Per participant
+
+{_markdown_table(report.participants)}"""
+
+
+def html_page(report: StudyReport, chart_name: str = "acceptance.png") -> str:
+    s = report.study
+    sections = [("Acceptance per condition", report.acceptance), ("Pairwise differences", report.pairwise),
+                ("Metric correlations", report.correlations), ("Per photo", report.per_photo),
+                ("Per participant", report.participants)]
+    body = "".join(f"<h2>{html.escape(title)}</h2>" + (frame.to_html(index=False, float_format=lambda v: f"{v:.3f}",
+                                                                       na_rep="") if frame is not None and len(frame)
+                                                       else "<p><em>no data yet</em></p>") for title, frame in sections)
+    e = report.exclusions
+    return f"""<!doctype html><html><head><meta charset="utf-8"><title>Study report: {html.escape(s['name'])}</title>
+<style>body{{font-family:system-ui,sans-serif;max-width:960px;margin:2em auto;padding:0 1em}}
+table{{border-collapse:collapse;font-size:14px}}td,th{{border:1px solid #ccc;padding:3px 8px}}</style></head><body>
+<h1>Study report: {html.escape(s['name'])}</h1>
+<p>Mode {html.escape(s['mode'])}; participants {e['participants_before']} before and {e['participants_after']} after
+exclusions; main trials {e['trials_before']} before and {e['trials_after']} after.</p>
+<img src="{chart_name}" alt="acceptance chart" style="max-width:100%">{body}</body></html>"""
+
+
+def dictionary_frame() -> pd.DataFrame:
+    return pd.DataFrame([{"column": k, "meaning": v[0], "type": v[1], "units": v[2], "allowed_values": v[3]}
+                         for k, v in DATA_DICTIONARY.items()])
+
+
+def write_report(engine: Engine, out: str | Path, study_name: str | None = None,
+                 bootstrap_repeats: int = 1000) -> list[Path]:
+    """Writes every report file into ``out`` and returns their paths."""
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    report = analyse(engine, study_name, bootstrap_repeats)
+    missing = set(report.trials.columns) - set(DATA_DICTIONARY)
+    assert not missing, f"data dictionary lacks {missing}"  # internal invariant: every exported column documented
+    files = {
+        "trials.csv": report.trials, "participants.csv": report.participants, "acceptance.csv": report.acceptance,
+        "pairwise.csv": report.pairwise, "per_photo.csv": report.per_photo, "correlations.csv": report.correlations,
+        "data_dictionary.csv": dictionary_frame(),
+    }
+    written = []
+    for name, frame in files.items():
+        frame.to_csv(out / name, index=False)
+        written.append(out / name)
+    acceptance_chart(report, out / "acceptance.png")
+    summary = {"study": report.study, "exclusions": report.exclusions,
+               "acceptance": report.acceptance.to_dict(orient="records"),
+               "pairwise": report.pairwise.to_dict(orient="records"),
+               "correlations": report.correlations.to_dict(orient="records")}
+    (out / "summary.json").write_text(json.dumps(summary, indent=2, default=str, allow_nan=True))
+    (out / "report.md").write_text(markdown(report))
+    (out / "report.html").write_text(html_page(report))
+    (out / "data_dictionary.md").write_text("# Data dictionary of trials.csv\n\n" + _markdown_table(dictionary_frame()))
+    written += [out / n for n in ("acceptance.png", "summary.json", "report.md", "report.html", "data_dictionary.md")]
+    return written

@@ -1,0 +1,187 @@
+"""Stimulus sets: from each real colour photo, the ground truth, one colorized version per model and, for
+attention checks, sentinel fakes with obviously wrong colours.
+
+Parity: every stimulus of a photo comes from the same crop (short side resized to ``size``, centre square), is
+encoded by the same function (PNG, same settings, no metadata) and is stored under a random public id, so
+real and fake differ only in their colours.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import logging
+import secrets
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Sequence
+
+import numpy as np
+import torch
+from PIL import Image
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from colorizer.color import lab_to_rgb, rgb_to_lab
+from colorizer.data import colorfulness, list_images
+from colorizer.evaluate import psnr_uint8
+from colorizer.imageio import GrayPhoto, load_photo
+from study.protocol import DEFAULT_RULES, CONSENT_VERSION
+from study.schema import SourcePhoto, Stimulus, Study, StudyModel
+
+log = logging.getLogger(__name__)
+
+SENTINEL_KINDS = ("hue_rotated", "channel_swapped")
+SKIMAGE_PHOTOS = ("astronaut", "chelsea", "coffee", "rocket", "motorcycle", "hubble_deep_field")
+
+
+def encode_png(rgb: np.ndarray) -> bytes:
+    """The single encoder every stimulus goes through: 8-bit RGB PNG, fixed settings, no metadata chunks."""
+    buffer = io.BytesIO()
+    Image.fromarray(rgb, "RGB").save(buffer, format="PNG", compress_level=6, optimize=False)
+    return buffer.getvalue()
+
+
+def square_crop(rgb: np.ndarray, size: int) -> np.ndarray:
+    """Resize so the short side is ``size`` and cut the centre square."""
+    image = Image.fromarray(rgb, "RGB")
+    scale = size / min(image.size)
+    resized = image.resize((max(size, round(image.width * scale)), max(size, round(image.height * scale))),
+                           Image.Resampling.LANCZOS)
+    left, top = (resized.width - size) // 2, (resized.height - size) // 2
+    return np.asarray(resized.crop((left, top, left + size, top + size)))
+
+
+def hue_rotated(rgb: np.ndarray, degrees: float = 150.0) -> np.ndarray:
+    """Rotates every pixel's hue in the ab plane (a sentinel: skies turn orange, skin turns green)."""
+    lab = rgb_to_lab(torch.from_numpy(rgb.copy()).permute(2, 0, 1).double() / 255)
+    angle = torch.tensor(np.deg2rad(degrees), dtype=torch.float64)
+    a, b = lab[1], lab[2]
+    rotated = torch.stack((lab[0], a * torch.cos(angle) - b * torch.sin(angle), a * torch.sin(angle) + b * torch.cos(angle)))
+    boosted = rotated * torch.tensor([1.0, 1.6, 1.6], dtype=torch.float64).view(3, 1, 1)  # unmistakable
+    return (lab_to_rgb(boosted) * 255 + 0.5).to(torch.uint8).permute(1, 2, 0).numpy()
+
+
+def channel_swapped(rgb: np.ndarray) -> np.ndarray:
+    """RGB -> BRG: a sentinel with wrong colours everywhere."""
+    return np.ascontiguousarray(rgb[..., [2, 0, 1]])
+
+
+def skimage_photos() -> list[tuple[str, np.ndarray]]:
+    """Colour photographs that ship with scikit-image, as (label, RGB array)."""
+    from skimage import data
+
+    photos = []
+    for name in SKIMAGE_PHOTOS:
+        array = data.stereo_motorcycle()[0] if name == "motorcycle" else getattr(data, name)()
+        photos.append((name, np.asarray(array)[..., :3]))
+    return photos
+
+
+def folder_photos(folder: str | Path) -> list[tuple[str, np.ndarray]]:
+    """Colour photos of ``folder`` (grayscale files are skipped: they have no ground truth)."""
+    photos = []
+    for path in list_images(folder):
+        photo = load_photo(path)
+        if photo.rgb is None:
+            log.warning("skipping %s: grayscale photo has no ground-truth colours", path)
+            continue
+        photos.append((str(Path(path).relative_to(folder)) if Path(folder).is_dir() else path.name, photo.rgb))
+    if not photos:
+        raise ValueError(f"no colour photos in {str(folder)!r}")
+    return photos
+
+
+@dataclass
+class StudyDesign:
+    name: str
+    mode: str = "single"  # "single" or "2afc"
+    presentation: str = "together"  # 2afc only: "together" or "sequential"
+    display_ms: int | None = None  # None: shown until answered; Zhang et al. used 1000
+    size: int = 256
+    practice_photos: int = 1
+    sentinel_fraction: float = 0.1  # share of photos kept for sentinel trials (at least one)
+    practice_trials: int = 2
+    rules: dict | None = None  # exclusion rules; None -> study.protocol.DEFAULT_RULES
+    seed: int = 0  # which photos become practice / sentinel photos
+
+    def validate(self) -> None:
+        if self.mode not in ("single", "2afc"):
+            raise ValueError(f"mode must be 'single' or '2afc', got {self.mode!r}")
+        if self.presentation not in ("together", "sequential"):
+            raise ValueError(f"presentation must be 'together' or 'sequential', got {self.presentation!r}")
+        if self.display_ms is not None and self.display_ms <= 0:
+            raise ValueError(f"display_ms must be positive or None, got {self.display_ms}")
+        if self.size < 32:
+            raise ValueError(f"stimulus size must be at least 32, got {self.size}")
+
+
+def _store(session: Session, photo: SourcePhoto, rgb: np.ndarray, condition: str, is_real: bool,
+           truth: np.ndarray, sentinel_kind: str | None = None) -> Stimulus:
+    content = encode_png(rgb)
+    stimulus = Stimulus(public_id=secrets.token_hex(12), photo=photo, condition=condition, is_real=is_real,
+                        sentinel_kind=sentinel_kind, content=content, sha256=hashlib.sha256(content).hexdigest(),
+                        width=rgb.shape[1], height=rgb.shape[0],
+                        psnr=None if is_real else psnr_uint8(rgb, truth), colorfulness=colorfulness(rgb))
+    session.add(stimulus)
+    return stimulus
+
+
+def build_study(session: Session, design: StudyDesign, photos: Sequence[tuple[str, np.ndarray]],
+                colorizers: dict[str, Callable], descriptions: dict[str, str] | None = None,
+                progress: Callable[[float, str], None] | None = None, is_default: bool = False) -> Study:
+    """Creates a study with its stimuli. ``colorizers`` maps a model name to a ``Colorizer``."""
+    design.validate()
+    if not colorizers:
+        raise ValueError("a study needs at least one colorizer model")
+    if "real" in colorizers or "sentinel" in colorizers:
+        raise ValueError("'real' and 'sentinel' are reserved condition names")
+    if session.scalar(select(Study).where(Study.name == design.name)) is not None:
+        raise ValueError(f"a study named {design.name!r} already exists")
+    sentinel_count = max(1, round(len(photos) * design.sentinel_fraction))
+    if len(photos) < design.practice_photos + sentinel_count + 1:
+        raise ValueError(f"need at least {design.practice_photos + sentinel_count + 1} photos, got {len(photos)}")
+    conditions = list(colorizers) if design.mode == "2afc" else ["real", *colorizers]
+    study = Study(name=design.name, mode=design.mode, presentation=design.presentation, display_ms=design.display_ms,
+                  consent_version=CONSENT_VERSION, exclusion_rules=dict(design.rules or DEFAULT_RULES),
+                  list_count=len(conditions), stimulus_size=design.size, is_default=is_default,
+                  id_salt=secrets.token_hex(16), practice_trials=design.practice_trials)
+    session.add(study)
+    for position, name in enumerate(["real", *colorizers]):
+        session.add(StudyModel(study=study, name=name, position=position, is_real=name == "real",
+                               description=(descriptions or {}).get(name, "")))
+    order = np.random.default_rng(design.seed).permutation(len(photos))
+    roles = ["practice"] * design.practice_photos + ["sentinel"] * sentinel_count
+    roles += ["main"] * (len(photos) - len(roles))
+    role_of = {int(index): role for index, role in zip(order, roles)}
+    sentinel_number = 0
+    for position, (label, rgb) in enumerate(photos):
+        if progress:
+            progress(position / len(photos), f"photo {position + 1} of {len(photos)}")
+        truth = square_crop(np.asarray(rgb, dtype=np.uint8), design.size)
+        photo = SourcePhoto(study=study, position=position, label=label, role=role_of[position])
+        session.add(photo)
+        _store(session, photo, truth, "real", True, truth)
+        role = role_of[position]
+        if role in ("sentinel", "practice"):
+            kinds = SENTINEL_KINDS if role == "practice" else (SENTINEL_KINDS[sentinel_number % 2],)
+            sentinel_number += role == "sentinel"
+            for kind in kinds:
+                fake = hue_rotated(truth) if kind == "hue_rotated" else channel_swapped(truth)
+                _store(session, photo, fake, "sentinel", False, truth, sentinel_kind=kind)
+        if role == "main":
+            gray = GrayPhoto(_lightness_gray(truth), None, None)
+            for name, colorizer in colorizers.items():
+                fake = np.asarray(colorizer.colorize_photo(gray, size=design.size).convert("RGB"))
+                _store(session, photo, fake, name, False, truth)
+    session.flush()
+    if progress:
+        progress(1.0, "done")
+    return study
+
+
+def _lightness_gray(rgb: np.ndarray) -> np.ndarray:
+    """The photo as a gray image with the same CIE L* (what a colorizer would be given)."""
+    from colorizer.imageio import split_photo
+
+    return split_photo(Image.fromarray(rgb, "RGB")).gray
