@@ -72,12 +72,13 @@ def preview(image: Image.Image) -> Image.Image:
     return image
 
 
-def user_message(error: Exception, name: str = "the file") -> str:
-    """One sentence a person can act on."""
+def user_message(error: Exception, name: str = "the file", path: str | None = None) -> str:
+    """One sentence a person can act on (the server-side path replaced by words)."""
+    detail = str(error).replace(repr(str(path)), "the file") if path else str(error)
     if isinstance(error, ImageTooLargeError):
-        return f"{name} is too large: {error}. Please upload a smaller image."
+        return f"{name} is too large: {detail}. Please upload a smaller image."
     if isinstance(error, InvalidImageError):
-        return f"Could not read {name} as an image: {error}."
+        return f"Could not read {name}: {detail}."
     if isinstance(error, FileNotFoundError):
         return f"{name} did not arrive; please upload it again."
     return f"Colorizing {name} failed ({type(error).__name__}). Please try another image."
@@ -98,7 +99,7 @@ def colorize_file(path: str | None, model: str | None, size: int, saturation: fl
         seconds = time.perf_counter() - started
     except (InvalidImageError, FileNotFoundError, KeyError) as error:
         log.info("rejected %s: %s", name, error)
-        message = error.args[0] if isinstance(error, KeyError) else user_message(error, name)
+        message = error.args[0] if isinstance(error, KeyError) else user_message(error, name, path)
         raise gr.Error(message, title="Cannot colorize this file", print_exception=False) from None
     except Exception as error:  # never a stack trace in the browser; the log keeps it
         log.exception("colorizing %s failed", name)

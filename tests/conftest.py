@@ -50,3 +50,18 @@ def gradient_image():
     y, x = np.mgrid[0:47, 0:61]
     rgb = np.stack([x * 4, y * 5, (x + y) * 2], axis=-1).clip(0, 255).astype(np.uint8)
     return Image.fromarray(rgb, "RGB")
+
+
+@pytest.fixture(scope="session")
+def tiny_colorizer(tiny_weights):
+    from colorizer import Colorizer
+
+    return Colorizer.from_file(tiny_weights, device="cpu")
+
+
+def launch_app(app):
+    """Launches a built app on a free loopback port without blocking; returns its URL."""
+    app.queue(default_concurrency_limit=8)
+    _, url, _ = app.launch(server_name="127.0.0.1", server_port=None, prevent_thread_lock=True, quiet=True,
+                           show_error=False)
+    return url

@@ -1,0 +1,349 @@
+"""The perception study: assignment, stimulus parity, storage (SQLite and PostgreSQL), analysis, reports."""
+
+from __future__ import annotations
+
+import io
+import math
+import shutil
+import uuid
+from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+import pandas as pd
+import pytest
+from PIL import Image
+from sqlalchemy import create_engine, func, select, text
+
+from study import analysis
+from study.db import make_engine, make_session_factory
+from study.protocol import StudyError
+from study.report import write_report
+from study.schema import Participant, Response, SourcePhoto, Stimulus, Trial
+from study.service import StudyService
+from study.simulate import parse_accept, simulate
+from study.stimuli import StudyDesign, build_study, skimage_photos
+
+from tests.postgres import start_postgres
+
+
+@pytest.fixture(scope="session")
+def postgres_server():
+    yield from start_postgres()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database_url(request, tmp_path):
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'study.sqlite'}"
+    server = request.getfixturevalue("postgres_server")
+    name = f"t_{uuid.uuid4().hex[:12]}"
+    admin = create_engine(server, isolation_level="AUTOCOMMIT")
+    with admin.connect() as connection:
+        connection.execute(text(f"CREATE DATABASE {name}"))
+    admin.dispose()
+    return server.rsplit("/", 1)[0] + f"/{name}"
+
+
+@pytest.fixture(scope="session")
+def photos():
+    # eight photos, small: enough for practice, sentinel and main roles
+    base = skimage_photos()
+    extra = [(f"{label}_flipped", np.ascontiguousarray(rgb[:, ::-1])) for label, rgb in base[:2]]
+    return [(label, np.asarray(Image.fromarray(rgb).resize((96, 96)))) for label, rgb in base + extra]
+
+
+def build(factory, photos, colorizer, **design):
+    with factory.begin() as session:
+        study = build_study(session, StudyDesign(name=design.pop("name", "s"), size=64, **design), photos,
+                            {"balanced": colorizer, "vivid": colorizer})
+        return study.name
+
+
+@pytest.fixture
+def single_study(database_url, photos, tiny_colorizer):
+    engine = make_engine(database_url)
+    factory = make_session_factory(engine)
+    name = build(factory, photos, tiny_colorizer)
+    yield engine, factory, name
+    engine.dispose()
+
+
+def test_latin_square_balance_and_one_photo_once(single_study):
+    engine, factory, name = single_study
+    service = StudyService(factory)
+    states = [service.start(name, True) for _ in range(6)]
+    with factory() as session:
+        participants = session.scalars(select(Participant)).all()
+        assert Counter(p.list_index for p in participants) == Counter({0: 2, 1: 2, 2: 2})  # round robin over 3 lists
+        counts = Counter()
+        for participant in participants:
+            trials = [t for t in participant.trials if t.kind != "practice"]
+            photo_ids = [t.stimulus.photo_id for t in trials]
+            assert len(photo_ids) == len(set(photo_ids)), "a photo shown twice to one participant"
+            counts.update((t.stimulus.photo_id, t.condition) for t in trials if t.kind == "main")
+        main_photos = session.scalars(select(SourcePhoto).where(SourcePhoto.role == "main")).all()
+        # after one round of 3 lists every main photo was shown once in each condition, per round
+        for photo in main_photos:
+            assert {c: counts[(photo.id, c)] for c in ("real", "balanced", "vivid")} == {"real": 2, "balanced": 2,
+                                                                                        "vivid": 2}
+        orders = {tuple(t.stimulus.photo_id for t in p.trials) for p in participants}
+        assert len(orders) > 1  # per-participant shuffles
+        sentinel_share = np.mean([t.kind == "sentinel" for p in participants for t in p.trials if t.kind != "practice"])
+        assert 0.05 <= sentinel_share <= 0.3
+    assert all(s.trial.is_practice for s in states)
+
+
+def test_abandoned_session_reopens_its_list(single_study):
+    engine, factory, name = single_study
+    service = StudyService(factory)
+    first = service.start(name, True)
+    with factory.begin() as session:
+        participant = session.scalar(select(Participant).where(Participant.token == first.token))
+        participant.last_seen_at = participant.last_seen_at.replace(year=2000)
+        abandoned_list = participant.list_index
+    service.start(name, True)
+    service.start(name, True)
+    fourth = service.start(name, True)
+    with factory() as session:
+        assert session.scalar(select(Participant.status).where(Participant.token == first.token)) == "abandoned"
+        lists = [p.list_index for p in session.scalars(select(Participant).order_by(Participant.id))]
+    assert lists[1:].count(abandoned_list) == 1 and len(set(lists[1:])) == 3
+    assert fourth.trial is not None
+
+
+def test_stimulus_parity(single_study):
+    engine, factory, name = single_study
+    with factory() as session:
+        stimuli = session.scalars(select(Stimulus)).all()
+        by_photo = {}
+        for stimulus in stimuli:
+            by_photo.setdefault(stimulus.photo_id, []).append(stimulus)
+        public_ids = [s.public_id for s in stimuli]
+        assert len(set(public_ids)) == len(public_ids)
+        for group in by_photo.values():
+            assert len(group) >= 2
+            images = [Image.open(io.BytesIO(s.content)) for s in group]
+            assert {im.size for im in images} == {(64, 64)}
+            assert {im.format for im in images} == {"PNG"}
+            assert {im.mode for im in images} == {"RGB"}
+            assert all(not im.info.get("exif") and not im.text for im in images)  # no metadata chunks
+            assert {tuple(sorted(k for k in im.info if k not in ("dpi",))) for im in images} == {()}
+            for stimulus in group:  # content hash registered
+                import hashlib
+                assert hashlib.sha256(stimulus.content).hexdigest() == stimulus.sha256
+            # same crop: every version has the real photo's lightness (sentinels rotate hue only)
+            from colorizer.imageio import split_photo
+
+            grays = [split_photo(im).gray for im in images if im]
+            real_gray = grays[[s.is_real for s in group].index(True)]
+            for stimulus, gray in zip(group, grays):
+                if stimulus.condition != "sentinel":
+                    assert np.abs(gray - real_gray).mean() < 0.02
+        assert all(condition_word not in pid for pid in public_ids for condition_word in ("real", "vivid", "fake"))
+
+
+def test_double_click_and_resubmit_store_one_response(single_study):
+    engine, factory, name = single_study
+    service = StudyService(factory)
+    state = service.start(name, True)
+    trial_id = state.trial.trial_id
+    after_first = service.answer(state.token, trial_id, "real", 900)
+    again = service.answer(state.token, trial_id, "fake", 950)  # a double click arriving late
+    assert again.duplicate and again.trial.trial_id == after_first.trial.trial_id
+    with factory() as session:
+        responses = session.scalars(select(Response).where(Response.trial_id == trial_id)).all()
+        assert len(responses) == 1 and responses[0].answer == "real"
+
+
+def test_resume_after_dropped_connection(single_study):
+    engine, factory, name = single_study
+    service = StudyService(factory)
+    state = service.start(name, True)
+    for _ in range(3):
+        state = service.answer(state.token, state.trial.trial_id, "fake", 700)
+    expected = state.trial
+    # the browser drops; a new page load resumes with the token kept in the browser
+    resumed = StudyService(make_session_factory(make_engine(str(engine.url.render_as_string(hide_password=False)))))
+    again = resumed.resume(state.token)
+    assert again.trial == expected
+    with pytest.raises(StudyError):
+        resumed.resume("not-a-token")
+
+
+def test_external_id_once_and_hashed(single_study):
+    engine, factory, name = single_study
+    service = StudyService(factory)
+    state = service.start(name, True, external_id="PROLIFIC123")
+    reconnect = service.start(name, True, external_id="PROLIFIC123")
+    assert reconnect.token == state.token  # same person, same session
+    while not state.done:
+        state = service.answer(state.token, state.trial.trial_id, "real", 800)
+    with pytest.raises(StudyError, match="already completed"):
+        service.start(name, True, external_id="PROLIFIC123")
+    with factory() as session:
+        stored = session.scalar(select(Participant.external_id_hash).where(Participant.token == state.token))
+    assert stored and "PROLIFIC123" not in stored and len(stored) == 64
+    with pytest.raises(StudyError, match="consent"):
+        service.start(name, False)
+
+
+def test_fifty_concurrent_participants_store_every_answer_once(single_study):
+    engine, factory, name = single_study
+    from demo.study_tab import answer_handler, start_handler
+
+    service = StudyService(factory)
+
+    def participant(seed):
+        rng = np.random.default_rng(seed)
+        screen = start_handler(service, name, True, None, None, None)
+        answers = 0
+        while screen.trial_visible:
+            trial_id = int(screen.stimulus.split('data-trial="')[1].split('"')[0])
+            payload = f'{{"trial": {trial_id}, "response_ms": {rng.uniform(400, 2000)}, "display_ms": null}}'
+            answer = "real" if rng.random() < 0.5 else "fake"
+            screen = answer_handler(service, screen.token, payload, answer)
+            if rng.random() < 0.2:  # a double click: the same trial answered again
+                answer_handler(service, screen.token, payload, answer)
+            answers += 1
+        return answers
+
+    with ThreadPoolExecutor(16) as pool:
+        answered = list(pool.map(participant, range(50)))
+    with factory() as session:
+        trials = session.scalar(select(func.count()).select_from(Trial))
+        responses = session.scalar(select(func.count()).select_from(Response))
+        distinct = session.scalar(select(func.count(func.distinct(Response.trial_id))))
+        completed = session.scalar(select(func.count()).where(Participant.status == "completed"))
+    assert responses == distinct == trials == sum(answered)
+    assert completed == 50
+
+
+def test_simulated_2afc_study_and_report_files(tmp_path, photos, tiny_colorizer):
+    engine = make_engine(f"sqlite:///{tmp_path / 'two.sqlite'}")
+    factory = make_session_factory(engine)
+    name = build(factory, photos, tiny_colorizer, name="pairs", mode="2afc", presentation="sequential",
+                 display_ms=1000)
+    result = simulate(factory, 12, {"balanced": 0.3, "vivid": 0.45}, name, seed=1)
+    assert result.answers > 0 and result.duplicates == 0
+    files = write_report(engine, tmp_path / "report", name, bootstrap_repeats=50)
+    names = {f.name for f in files}
+    assert names == {"trials.csv", "participants.csv", "acceptance.csv", "pairwise.csv", "per_photo.csv",
+                     "correlations.csv", "data_dictionary.csv", "acceptance.png", "summary.json", "report.md",
+                     "report.html", "data_dictionary.md"}
+    assert all(f.stat().st_size > 0 for f in files)
+    trials = pd.read_csv(tmp_path / "report" / "trials.csv")
+    dictionary = pd.read_csv(tmp_path / "report" / "data_dictionary.csv")
+    assert set(trials.columns) <= set(dictionary["column"])
+    acceptance = pd.read_csv(tmp_path / "report" / "acceptance.csv")
+    assert set(acceptance["condition"]) == {"balanced", "vivid"}  # 2AFC: fool rate per model
+    assert (trials.loc[trials["answered"], "intended_display_ms"] == 1000).all()
+
+
+def test_study_cli_build_simulate_report(tmp_path, tiny_weights):
+    import subprocess
+    import sys
+
+    db = f"sqlite:///{tmp_path / 'cli.sqlite'}"
+    images = tmp_path / "images"
+    images.mkdir()
+    for label, rgb in skimage_photos():
+        Image.fromarray(rgb).resize((80, 80)).save(images / f"{label}.png")
+    run = lambda *a: subprocess.run([sys.executable, "-m", "study", "--db", db, *map(str, a)], capture_output=True,  # noqa: E731
+                                    text=True, timeout=300)
+    built = run("build", "--images", images, "--models", tiny_weights, "--name", "cli", "--size", "64")
+    assert built.returncode == 0, built.stderr
+    stem = tiny_weights.stem
+    simulated = run("simulate", "--participants", "6", "--accept", f"{stem}=0.4,real=0.9", "--study", "cli")
+    assert simulated.returncode == 0, simulated.stderr
+    assert "simulated 6 participants" in simulated.stdout
+    reported = run("report", "--out", tmp_path / "out", "--study", "cli")
+    assert reported.returncode == 0 and (tmp_path / "out" / "report.html").exists()
+    bad = run("simulate", "--participants", "1", "--accept", "nonsense")
+    assert bad.returncode == 2 and "NAME=PROBABILITY" in bad.stderr
+
+
+# --- analysis on a hand-computed fixture ------------------------------------------------------------------------
+
+def fixture_frame() -> pd.DataFrame:
+    """Two participants x four photos, single mode. real: 4/4 judged real; A: 3/4; B: 1/4."""
+    rows = []
+    answers = {"real": [1, 1, 1, 1], "A": [1, 1, 1, 0], "B": [0, 0, 1, 0]}
+    for condition, judged in answers.items():
+        for i, value in enumerate(judged):
+            rows.append({"mode": "single", "participant_id": 1 + i % 2, "photo_id": 10 + i, "photo": f"p{i}",
+                         "condition": condition, "judged_real": bool(value), "kind": "main", "answered": True,
+                         "correct": bool(value) == (condition == "real"), "response_ms": 900.0, "status": "completed",
+                         "list_index": 0, "fake_psnr": None if condition == "real" else 20.0 + i,
+                         "fake_colorfulness": 30.0 + i})
+    return pd.DataFrame(rows)
+
+
+def test_acceptance_numbers_match_hand_computation():
+    table = analysis.acceptance_table(fixture_frame(), bootstrap_repeats=200).set_index("condition")
+    assert table.loc["A", "rate"] == 0.75 and table.loc["B", "rate"] == 0.25 and table.loc["real", "rate"] == 1.0
+    # Wilson 95% for 3/4: (0.3006, 0.9544); for 1/4: (0.0456, 0.6994) (e.g. Newcombe 1998, method 3)
+    assert table.loc["A", "wilson_low"] == pytest.approx(0.3006, abs=1e-4)
+    assert table.loc["A", "wilson_high"] == pytest.approx(0.9544, abs=1e-4)
+    assert table.loc["B", "wilson_low"] == pytest.approx(0.0456, abs=1e-4)
+    assert table.loc["A", "relative_to_real"] == 0.75
+    # d' with the log-linear rule: H = 4.5/5 = 0.9, FA(A) = 3.5/5 = 0.7 -> z(.9) - z(.7) = 1.28155 - 0.52440
+    assert table.loc["A", "d_prime"] == pytest.approx(0.75715, abs=1e-4)
+    assert table.loc["A", "criterion"] == pytest.approx(-0.90298, abs=1e-4)
+    assert table.loc["A", "bootstrap_low"] <= 0.75 <= table.loc["A", "bootstrap_high"]
+
+
+def test_holm_and_pairwise():
+    assert analysis.holm([0.01, 0.04, 0.03]) == pytest.approx([0.03, 0.06, 0.06])
+    pairs = analysis.pairwise_differences(fixture_frame())
+    assert list(pairs[["model_a", "model_b"]].iloc[0]) == ["A", "B"]
+    assert pairs["difference"].iloc[0] == 0.5
+    # pooled two-proportion z test, 3/4 vs 1/4: z = 0.5 / sqrt(0.5 * 0.5 * 0.5) = 1.41421 -> p = 0.15730
+    assert pairs["p_value"].iloc[0] == pytest.approx(0.15730, abs=1e-4)
+
+
+def test_exclusions_are_counted_before_and_after():
+    frame = fixture_frame()
+    sentinels = pd.DataFrame([{**frame.iloc[0].to_dict(), "kind": "sentinel", "condition": "sentinel",
+                               "correct": pid == 1, "participant_id": pid, "photo_id": 99} for pid in (1, 2)])
+    rules = {"min_sentinel_accuracy": 1.0, "min_median_response_ms": 300, "require_complete": True}
+    people = analysis.participant_table(pd.concat([frame, sentinels]), rules).set_index("participant_id")
+    assert not people.loc[1, "excluded"] and people.loc[2, "reasons"] == "failed sentinels"
+    summary = analysis.exclusion_summary(pd.concat([frame, sentinels]), rules)
+    assert (summary["participants_before"], summary["participants_after"]) == (2, 1)
+
+
+def test_metric_correlation_direction():
+    per_photo = analysis.per_photo_table(fixture_frame())
+    correlations = analysis.metric_correlations(per_photo).set_index("metric")
+    assert correlations.loc["psnr", "n_images"] == 8
+
+
+def test_simulated_acceptance_interval_coverage(tmp_path, photos, tiny_colorizer):
+    """Across repeated simulated studies the true acceptance falls inside the Wilson 95% interval ~95% of the time."""
+    template = tmp_path / "template.sqlite"
+    engine = make_engine(f"sqlite:///{template}")
+    build(make_session_factory(engine), photos, tiny_colorizer, name="cov")
+    engine.dispose()
+    truth = {"real": 0.8, "balanced": 0.45, "vivid": 0.6}
+    inside = total = 0
+    for repeat in range(40):
+        copy = tmp_path / f"r{repeat}.sqlite"
+        shutil.copy(template, copy)
+        engine = make_engine(f"sqlite:///{copy}")
+        simulate(make_session_factory(engine), 12, truth, "cov", seed=repeat)
+        table = analysis.acceptance_table(analysis.analysable(analysis.load_trials(engine, "cov"), {}),
+                                          bootstrap_repeats=1)
+        engine.dispose()
+        for row in table.itertuples():
+            total += 1
+            inside += row.wilson_low <= truth[row.condition] <= row.wilson_high
+    coverage = inside / total
+    # 120 intervals; with true coverage 0.95, fewer than 0.87 would happen with probability < 0.1%
+    assert 0.87 <= coverage <= 1.0, coverage
+
+
+def test_parse_accept():
+    assert parse_accept("unet=0.45, vivid=0.55,real=0.85") == {"unet": 0.45, "vivid": 0.55, "real": 0.85}
+    with pytest.raises(ValueError):
+        parse_accept("unet=1.5")
