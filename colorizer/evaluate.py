@@ -56,14 +56,14 @@ class Evaluation:
     summary: pd.DataFrame  # rows "model" and "gray", columns the mean metrics
 
 
-def evaluate_folder(colorizer: Colorizer, folder: str | Path, size: int | None = None, progress: bool = True,
+def evaluate_folder(colorizer: Colorizer, folder: str | Path | list, size: int | None = None, progress: bool = True,
                     limit: int | None = None, keep_outputs: int = 0) -> tuple[Evaluation, list]:
-    """Runs ``colorizer`` on the grayscale version of every colour photo in ``folder``.
+    """Runs ``colorizer`` on the grayscale version of every colour photo in ``folder`` (or a list of paths).
 
     Returns the evaluation and up to ``keep_outputs`` (name, gray, output, truth) tuples for a comparison sheet.
     """
     rows, kept = [], []
-    paths = list_images(folder)[:limit]
+    paths = [Path(p) for p in folder][:limit] if isinstance(folder, list) else list_images(folder)[:limit]
     if not paths:
         raise ValueError(f"no images in {str(folder)!r}")
     for path in tqdm(paths, desc="evaluating", unit="photo", disable=not progress):
@@ -74,7 +74,8 @@ def evaluate_folder(colorizer: Colorizer, folder: str | Path, size: int | None =
         gray_photo = GrayPhoto(photo.gray, None, None)
         output = np.asarray(colorizer.colorize_photo(gray_photo, size=size))
         baseline = gray_rgb(photo)
-        row = {"photo": str(Path(path).relative_to(folder)) if Path(folder).is_dir() else path.name,
+        in_folder = not isinstance(folder, list) and Path(folder).is_dir()
+        row = {"photo": str(Path(path).relative_to(folder)) if in_folder else Path(path).name,
                "cf_truth": colorfulness(truth)}
         row.update({f"{k}": v for k, v in photo_metrics(output, truth).items()})
         row.update({f"gray_{k}": v for k, v in photo_metrics(baseline, truth).items()})

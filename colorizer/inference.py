@@ -5,6 +5,7 @@ photo's full-resolution lightness, so a 4000x3000 scan comes back 4000x3000 and 
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 import os
 from pathlib import Path
@@ -15,7 +16,7 @@ import torch.nn.functional as F
 from PIL import Image
 
 from colorizer import models
-from colorizer.color import denormalize_chroma, gray_to_lightness, normalize_l, space_to_rgb
+from colorizer.color import denormalize_chroma, gray_to_lightness, linear_to_srgb, normalize_l, space_to_rgb
 from colorizer.device import select_device
 from colorizer.imageio import DEFAULT_MAX_PIXELS, GrayPhoto, ImageInput, load_photo
 from colorizer.weights import WEIGHTS_DIR, WeightsInfo, load_weights, shipped_weights
@@ -23,7 +24,12 @@ from colorizer.weights import WEIGHTS_DIR, WeightsInfo, load_weights, shipped_we
 log = logging.getLogger(__name__)
 
 DEFAULT_MODEL = "balanced"  # the shipped model used when none is named
-MERGE_ROWS = 512  # rows per chunk of the full-resolution merge: bounds memory on 50-megapixel photos
+MERGE_ROWS = 256  # rows per chunk of the full-resolution merge: bounds memory on 50-megapixel photos
+LUT_SIZE = 65536  # 16-bit lookup tables: finer than any 8- or 16-bit input or output step
+# XYZ (D65) -> linear sRGB, the inverse of IEC 61966-2-1's matrix (as colorizer.color computes it)
+_XYZ_TO_RGB = tuple(tuple(row) for row in torch.linalg.inv(torch.tensor(
+    ((0.412453, 0.357580, 0.180423), (0.212671, 0.715160, 0.072169), (0.019334, 0.119193, 0.950227)),
+    dtype=torch.float64)).tolist())
 
 
 def resolve_model(name: str | os.PathLike | None, weights_dir: str | os.PathLike = WEIGHTS_DIR,
@@ -62,26 +68,60 @@ def working_shape(height: int, width: int, size: int) -> tuple[int, int]:
     return max(1, round(height * scale)), max(1, round(width * scale))
 
 
+@functools.lru_cache(maxsize=None)
+def _merge_tables() -> tuple[torch.Tensor, torch.Tensor]:
+    """Lookup tables of the Lab merge: 16-bit gray -> f(Y) (CIE's cube-root function of luminance), and 16-bit
+    linear light -> 8-bit sRGB. Tables turn the per-pixel powers into gathers, the slow part at 50 megapixels."""
+    levels = torch.arange(LUT_SIZE, dtype=torch.float64) / (LUT_SIZE - 1)
+    f_of_y = (gray_to_lightness(levels) + 16) / 116  # f(Y) = (L* + 16) / 116, exact on both branches
+    to_srgb = (linear_to_srgb(levels) * 255).round().to(torch.uint8)
+    return f_of_y.float(), to_srgb
+
+
+def _lab_merge_rows(gray: torch.Tensor, ab: torch.Tensor) -> torch.Tensor:
+    """Gray (rows, W) in [0, 1] + ab (2, rows, W) in Lab units -> uint8 sRGB (rows, W, 3), clipped to the gamut."""
+    f_of_y, to_srgb = _merge_tables()
+    fy = f_of_y[(gray * (LUT_SIZE - 1)).round_().long()]
+    fx = fy + ab[0] / 500
+    fz = fy - ab[1] / 200
+    y = _f_inverse(fy)
+    x = _f_inverse(fx).mul_(0.95047)  # D65 white
+    z = _f_inverse(fz).mul_(1.08883)
+    out = torch.empty((*gray.shape, 3), dtype=torch.uint8)
+    for channel, (mx, my, mz) in enumerate(_XYZ_TO_RGB):
+        linear = (x * mx).add_(y, alpha=my).add_(z, alpha=mz).clamp_(0, 1)
+        out[..., channel] = to_srgb[linear.mul_(LUT_SIZE - 1).round_().long()]
+    return out
+
+
+def _f_inverse(f: torch.Tensor) -> torch.Tensor:
+    """Inverse of CIE's f: t^3 above 6/29, linear below (CIE 15:2004)."""
+    return torch.where(f > 6 / 29, f * f * f, (f - 4 / 29) * (3 * (6 / 29) ** 2))
+
+
 def merge_full_resolution(gray: np.ndarray, chroma: torch.Tensor, network_shape: tuple[int, int], stride: int,
                           color_space: str, rows: int = MERGE_ROWS) -> np.ndarray:
     """Full-res gray (H, W) in [0, 1] + normalised chroma (2, hc, wc) of a network that saw ``network_shape``
     at output stride ``stride`` -> uint8 RGB (H, W, 3). Works in row chunks so memory stays bounded."""
     height, width = gray.shape
-    chroma = chroma.float().cpu()
+    chroma = denormalize_chroma(chroma.float().cpu(), color_space)
     source_h, source_w = chroma.shape[-2:]
     net_h, net_w = network_shape
     left, right, weight = _linear_indices(width, net_w / width / stride, source_w, "cpu")
     widened = chroma[:, :, left] * (1 - weight) + chroma[:, :, right] * weight  # (2, hc, W)
     top, bottom, row_weight = _linear_indices(height, net_h / height / stride, source_h, "cpu")
     out = np.empty((height, width, 3), dtype=np.uint8)
+    gray_tensor = torch.from_numpy(gray)
     for start in range(0, height, rows):
         stop = min(start + rows, height)
         w = row_weight[start:stop].view(1, -1, 1)
         ab = widened[:, top[start:stop]] * (1 - w) + widened[:, bottom[start:stop]] * w  # (2, rows, W)
-        lightness = gray_to_lightness(torch.from_numpy(gray[start:stop]))  # (rows, W)
-        image = torch.cat((lightness[None], denormalize_chroma(ab, color_space)), dim=0)
-        rgb = space_to_rgb(image, color_space)  # clipped into [0, 1]
-        out[start:stop] = (rgb * 255 + 0.5).to(torch.uint8).permute(1, 2, 0).numpy()
+        if color_space == "lab":
+            out[start:stop] = _lab_merge_rows(gray_tensor[start:stop], ab).numpy()
+        else:
+            lightness = gray_to_lightness(gray_tensor[start:stop])  # (rows, W)
+            rgb = space_to_rgb(torch.cat((lightness[None], ab), dim=0), color_space)  # clipped into [0, 1]
+            out[start:stop] = (rgb * 255 + 0.5).to(torch.uint8).permute(1, 2, 0).numpy()
     return out
 
 

@@ -16,7 +16,7 @@ from sqlalchemy import func, select, update
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, joinedload
 
 from study.schema import Participant, Response, SourcePhoto, Stimulus, Study, Trial, utcnow
 
@@ -166,8 +166,9 @@ def participant_by_token(session: Session, token: str | None) -> Participant:
 
 
 def next_trial(session: Session, participant: Participant) -> Trial | None:
-    """The first trial without a response (None when all are answered)."""
+    """The first trial without a response (None when all are answered), with its images loaded."""
     return session.scalar(select(Trial).outerjoin(Response)
+                          .options(joinedload(Trial.stimulus), joinedload(Trial.other_stimulus))
                           .where(Trial.participant_id == participant.id, Response.id.is_(None))
                           .order_by(Trial.position).limit(1))
 
@@ -195,16 +196,15 @@ def score(study: Study, trial: Trial, answer: str) -> tuple[bool, bool]:
 
 
 def record_response(session: Session, participant: Participant, trial_id: int, answer: str,
-                    response_ms: float | None = None, measured_display_ms: float | None = None) -> tuple[Response, bool]:
+                    response_ms: float | None = None, measured_display_ms: float | None = None,
+                    study: Study | None = None) -> tuple[Response, bool]:
     """Stores the answer to ``trial_id`` once. Returns (response, created); a second answer to the same trial
-    (a double click, a resubmit after a reconnect) returns the stored response and ``created=False``."""
-    trial = session.get(Trial, trial_id)
+    (a double click, a resubmit after a reconnect) returns the stored response and ``created=False``.
+    ``study`` may be passed by callers that cache it (its mode and display time never change)."""
+    trial = session.get(Trial, trial_id, options=[joinedload(Trial.stimulus)])
     if trial is None or trial.participant_id != participant.id:
         raise StudyError("That trial does not belong to this session.")
-    existing = session.scalar(select(Response).where(Response.trial_id == trial_id))
-    if existing is not None:
-        return existing, False
-    study = session.get(Study, participant.study_id)
+    study = study or session.get(Study, participant.study_id)
     judged_real, correct = score(study, trial, answer)
     values = dict(trial_id=trial_id, answer=answer, judged_real=judged_real, correct=correct,
                   response_ms=_clean_ms(response_ms), intended_display_ms=study.display_ms,
@@ -219,13 +219,12 @@ def record_response(session: Session, participant: Participant, trial_id: int, a
         session.add(Response(**values))
         session.flush()  # other databases: the unique key still refuses a duplicate (as an IntegrityError)
         created = True
-    response = session.scalar(select(Response).where(Response.trial_id == trial_id))
     if not created:
-        return response, False
+        return session.scalar(select(Response).where(Response.trial_id == trial_id)), False
     participant.last_seen_at = utcnow()
     if participant.status == "abandoned":
         participant.status = "active"
-    return response, True
+    return Response(**values), True  # not re-read: the caller only needs the values just stored
 
 
 def _clean_ms(value) -> float | None:
@@ -236,11 +235,13 @@ def _clean_ms(value) -> float | None:
     return value if 0 <= value < 3_600_000 else None
 
 
-def finish_if_done(session: Session, participant: Participant) -> bool:
-    """Marks the participant completed (with a completion code) once every trial has a response."""
+def finish_if_done(session: Session, participant: Participant, pending: Trial | None = None,
+                   checked: bool = False) -> bool:
+    """Marks the participant completed (with a completion code) once every trial has a response.
+    ``checked`` says the caller already looked up ``pending`` (the next unanswered trial) in this transaction."""
     if participant.status == "completed":
         return True
-    if next_trial(session, participant) is not None:
+    if (pending if checked else next_trial(session, participant)) is not None:
         return False
     participant.status = "completed"
     participant.completed_at = datetime.now(timezone.utc)

@@ -6,14 +6,44 @@ Nothing returned here reveals a trial's condition: a trial view carries opaque i
 
 from __future__ import annotations
 
+import collections
+import contextlib
+import threading
 from dataclasses import dataclass, field
 from typing import Optional
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from study import protocol
 from study.schema import Participant, Stimulus, Study, Trial
+
+
+class FairLock:
+    """A first-come, first-served lock: ``threading.Lock`` lets a releasing thread win again at once, which starves
+    waiting writers (a p99 of seconds with 32 writers); here the lock is handed to the longest waiter."""
+
+    def __init__(self):
+        self._guard = threading.Lock()
+        self._waiters: collections.deque[threading.Event] = collections.deque()
+        self._held = False
+
+    def __enter__(self):
+        with self._guard:
+            if not self._held:
+                self._held = True
+                return self
+            turn = threading.Event()
+            self._waiters.append(turn)
+        turn.wait()  # ownership is handed over by __exit__
+        return self
+
+    def __exit__(self, *exc_info):
+        with self._guard:
+            if self._waiters:
+                self._waiters.popleft().set()
+            else:
+                self._held = False
 
 
 @dataclass(frozen=True)
@@ -45,6 +75,23 @@ class ParticipantState:
 class StudyService:
     factory: sessionmaker[Session]
     _image_cache: dict = field(default_factory=dict)
+    _studies: dict = field(default_factory=dict)  # id -> Study (detached; mode and timing never change)
+    _trial_counts: dict = field(default_factory=dict)  # participant id -> number of trials (fixed at joining)
+    _write_lock: FairLock = field(default_factory=FairLock)
+
+    @contextlib.contextmanager
+    def _write(self):
+        """A write transaction. SQLite allows one writer at a time; queueing writers on a lock in this process
+        beats SQLite's sleep-and-retry busy handler by far (p99 latency), and other processes still get the
+        busy timeout."""
+        sqlite = self.factory.kw["bind"].dialect.name == "sqlite"
+        with (self._write_lock if sqlite else contextlib.nullcontext()), self.factory.begin() as session:
+            yield session
+
+    def _study(self, session: Session, study_id: int) -> Study:
+        if study_id not in self._studies:
+            self._studies[study_id] = session.get(Study, study_id)  # expire_on_commit=False keeps its values
+        return self._studies[study_id]
 
     # --- studies ------------------------------------------------------------------------------------------
     def study_by_name(self, session: Session, name: Optional[str]) -> Study:
@@ -68,13 +115,13 @@ class StudyService:
               simulated: bool = False) -> ParticipantState:
         if not consented:
             raise protocol.StudyError("Please tick the consent box to take part.")
-        with self.factory.begin() as session:
+        with self._write() as session:
             study = self.study_by_name(session, study_name)
             participant = protocol.join_study(session, study, external_id, age_band, color_vision, screen, simulated)
             return self._state(session, participant)
 
     def resume(self, token: Optional[str]) -> ParticipantState:
-        with self.factory.begin() as session:
+        with self._write() as session:
             participant = protocol.participant_by_token(session, token)
             if participant.status == "abandoned":
                 participant.status = "active"
@@ -84,15 +131,15 @@ class StudyService:
     def answer(self, token: Optional[str], trial_id: int, answer: str, response_ms: float | None = None,
                measured_display_ms: float | None = None) -> ParticipantState:
         """Stores the answer (committed before returning) and returns the next trial."""
-        with self.factory.begin() as session:
+        with self._write() as session:
             participant = protocol.participant_by_token(session, token)
+            study = self._study(session, participant.study_id)
             response, created = protocol.record_response(session, participant, int(trial_id), answer, response_ms,
-                                                         measured_display_ms)
-            trial = session.get(Trial, int(trial_id))
+                                                         measured_display_ms, study)
+            trial = session.get(Trial, int(trial_id))  # already in the session: no query
             feedback = None
             if created and trial.kind == "practice":
                 feedback = self._practice_feedback(session, trial, response.correct)
-            protocol.finish_if_done(session, participant)
             return self._state(session, participant, feedback=feedback, duplicate=not created)
 
     def image_png(self, public_id: str) -> bytes:
@@ -107,7 +154,7 @@ class StudyService:
 
     # --- helpers ------------------------------------------------------------------------------------------
     def _practice_feedback(self, session: Session, trial: Trial, correct: bool) -> str:
-        study = session.get(Study, trial.participant.study_id)
+        study = self._study(session, trial.participant.study_id)
         verdict = "Correct!" if correct else "Not quite."
         if study.mode == "single":
             truth = "real colours" if trial.stimulus.is_real else "colours made up by a computer"
@@ -119,11 +166,14 @@ class StudyService:
                duplicate: bool = False) -> ParticipantState:
         trial = protocol.next_trial(session, participant)
         if trial is None:
-            protocol.finish_if_done(session, participant)
+            protocol.finish_if_done(session, participant, trial, checked=True)
             return ParticipantState(participant.token, None, participant.completion_code, feedback, duplicate)
-        study = session.get(Study, participant.study_id)
-        answered, total = protocol.progress_of(session, participant)
+        study = self._study(session, participant.study_id)
+        if participant.id not in self._trial_counts:
+            self._trial_counts[participant.id] = session.scalar(
+                select(func.count()).select_from(Trial).where(Trial.participant_id == participant.id))
         images = (trial.stimulus.public_id,) + ((trial.other_stimulus.public_id,) if trial.other_stimulus else ())
-        view = TrialView(trial.id, answered + 1, total, trial.kind == "practice", images, study.mode,
-                         study.presentation, study.display_ms)
+        # trials are answered in order, so the first unanswered one's position is the number answered
+        view = TrialView(trial.id, trial.position + 1, self._trial_counts[participant.id], trial.kind == "practice",
+                         images, study.mode, study.presentation, study.display_ms)
         return ParticipantState(participant.token, view, None, feedback, duplicate)

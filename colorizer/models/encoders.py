@@ -17,8 +17,9 @@ channel by summing its RGB kernels unless ``repeat_gray`` asks for the paper's L
 
 from __future__ import annotations
 
+import functools
+
 import torch
-import torchvision
 from torch import nn
 
 from colorizer.models.pretrained import load_imagenet_weights, single_channel_conv
@@ -32,23 +33,29 @@ ENCODER_CHANNELS = {
     "resnet34": (64, 64, 128, 256, 512),
 }
 
-_WEIGHTS = {
-    "vgg19": torchvision.models.VGG19_Weights.IMAGENET1K_V1,
-    "vgg16": torchvision.models.VGG16_Weights.IMAGENET1K_V1,
-    "densenet121": torchvision.models.DenseNet121_Weights.IMAGENET1K_V1,
-    "mobilenet_v2": torchvision.models.MobileNet_V2_Weights.IMAGENET1K_V1,
-    "resnet18": torchvision.models.ResNet18_Weights.IMAGENET1K_V1,
-    "resnet34": torchvision.models.ResNet34_Weights.IMAGENET1K_V1,
-}
+@functools.lru_cache(maxsize=None)
+def _weights() -> dict:
+    import torchvision  # imported on first use: inference with this project's own models never needs it
+
+    return {
+        "vgg19": torchvision.models.VGG19_Weights.IMAGENET1K_V1,
+        "vgg16": torchvision.models.VGG16_Weights.IMAGENET1K_V1,
+        "densenet121": torchvision.models.DenseNet121_Weights.IMAGENET1K_V1,
+        "mobilenet_v2": torchvision.models.MobileNet_V2_Weights.IMAGENET1K_V1,
+        "resnet18": torchvision.models.ResNet18_Weights.IMAGENET1K_V1,
+        "resnet34": torchvision.models.ResNet34_Weights.IMAGENET1K_V1,
+    }
 
 
 def build_backbone(name: str, pretrained: bool, pretrained_path: str | None = None) -> nn.Module:
     """The full torchvision model (random init), with ImageNet weights loaded from disk if asked and present."""
-    if name not in _WEIGHTS:
-        raise KeyError(f"unknown encoder {name!r}; expected one of {sorted(_WEIGHTS)}")
+    import torchvision
+
+    if name not in ENCODER_CHANNELS:
+        raise KeyError(f"unknown encoder {name!r}; expected one of {sorted(ENCODER_CHANNELS)}")
     model = getattr(torchvision.models, name)(weights=None)
     if pretrained:
-        load_imagenet_weights(model, _WEIGHTS[name], pretrained_path)
+        load_imagenet_weights(model, _weights()[name], pretrained_path)
     return model
 
 

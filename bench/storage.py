@@ -1,0 +1,111 @@
+"""Study storage under concurrency: SQLite (WAL) writes through ``StudyService``, and the Gradio app under
+simulated participants through ``gradio_client`` on localhost."""
+
+from __future__ import annotations
+
+import statistics
+import tempfile
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import numpy as np
+from sqlalchemy import func, select
+
+from study.db import make_engine, make_session_factory
+from study.schema import Response, Trial
+from study.service import StudyService
+from study.stimuli import StudyDesign, build_study
+
+
+def _photos(count: int = 24, size: int = 48):
+    rng = np.random.default_rng(0)
+    return [(f"synthetic{i}", rng.integers(0, 256, (size, size, 3), dtype=np.uint8)) for i in range(count)]
+
+
+class _Identity:
+    """A stand-in colorizer for storage benchmarks: the image content does not matter to the database."""
+
+    def colorize_photo(self, photo, size=None):
+        from PIL import Image
+
+        return Image.fromarray((photo.gray * 255).astype("uint8")).convert("RGB")
+
+
+def storage_table(writer_counts=(1, 8, 32, 64), answers_per_writer: int = 40) -> list[dict]:
+    rows = []
+    for writers in writer_counts:
+        with tempfile.TemporaryDirectory() as folder:
+            engine = make_engine(f"sqlite:///{Path(folder) / 'bench.sqlite'}")
+            factory = make_session_factory(engine)
+            with factory.begin() as session:
+                build_study(session, StudyDesign(name="bench", size=32, practice_trials=0), _photos(),
+                            {"a": _Identity(), "b": _Identity()})
+            service = StudyService(factory)
+            tokens = [service.start("bench", True).token for _ in range(writers)]
+            latencies, lock, sent = [], threading.Lock(), [0]
+
+            def participant(token):
+                state = service.resume(token)
+                own = []
+                while not state.done and len(own) < answers_per_writer:
+                    start = time.perf_counter()
+                    state = service.answer(token, state.trial.trial_id, "real", 800.0, None)
+                    own.append((time.perf_counter() - start) * 1000)
+                with lock:
+                    latencies.extend(own)
+                    sent[0] += len(own)
+
+            started = time.perf_counter()
+            with ThreadPoolExecutor(writers) as pool:
+                list(pool.map(participant, tokens))
+            elapsed = time.perf_counter() - started
+            with factory() as session:
+                stored = session.scalar(select(func.count()).select_from(Response))
+                distinct = session.scalar(select(func.count(func.distinct(Response.trial_id))))
+            engine.dispose()
+        rows.append({"writers": writers, "responses": sent[0], "stored": stored, "duplicates": stored - distinct,
+                     "responses_per_s": sent[0] / elapsed, "p50_ms": float(np.percentile(latencies, 50)),
+                     "p99_ms": float(np.percentile(latencies, 99))})
+    return rows
+
+
+def app_latency(participants: int = 20, weights_dir: str | None = None) -> dict:
+    """p50/p95 time from an answer to the next image, ``participants`` answering at once via gradio_client."""
+    import json
+
+    from gradio_client import Client
+
+    from demo.app import build_app
+    from demo.models import ModelPool
+
+    with tempfile.TemporaryDirectory() as folder:
+        pool = ModelPool(weights_dir) if weights_dir else ModelPool()
+        app = build_app(pool, examples_dir=Path(folder) / "ex", database_url=f"sqlite:///{Path(folder) / 'app.sqlite'}")
+        app.queue(default_concurrency_limit=8)
+        _, url, _ = app.launch(server_name="127.0.0.1", prevent_thread_lock=True, quiet=True)
+        latencies, lock = [], threading.Lock()
+
+        def participant(index):
+            client = Client(url, verbose=False)
+            outputs = client.predict(True, None, None, None, api_name="/study_start")
+            own = []
+            for _ in range(40):
+                stimulus = outputs[4]
+                if 'data-trial="' not in str(stimulus):
+                    break
+                trial = int(str(stimulus).split('data-trial="')[1].split('"')[0])
+                token = outputs[8]
+                payload = json.dumps({"trial": trial, "response_ms": 900, "display_ms": None})
+                start = time.perf_counter()
+                outputs = client.predict(token, payload, api_name="/study_answer_real")
+                own.append((time.perf_counter() - start) * 1000)
+            with lock:
+                latencies.extend(own)
+
+        with ThreadPoolExecutor(participants) as executor:
+            list(executor.map(participant, range(participants)))
+        app.close()
+    return {"participants": participants, "answers": len(latencies), "p50_ms": float(np.percentile(latencies, 50)),
+            "p95_ms": float(np.percentile(latencies, 95)), "mean_ms": statistics.fmean(latencies)}
