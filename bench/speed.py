@@ -109,3 +109,28 @@ def training_table(default_model: str = "context_unet") -> tuple[list[dict], dic
     peak = matmul_gflops()
     return rows, {"model": default_model, "forward_gflops_128": forward, "achieved_gflops_s": achieved,
                   "matmul_peak_gflops_s": peak, "share_of_peak": achieved / peak}
+
+
+def gpu_table() -> list[dict] | None:
+    """fp32, fp16 autocast and fp16 + channels_last on CUDA at batch 8; None without a CUDA device."""
+    if not torch.cuda.is_available():
+        return None
+    rows = []
+    for name in ("context_unet", "unet"):
+        model = build_registry_model(name).cuda().eval()
+        x = torch.randn(8, 1, 256, 256, device="cuda")
+        for variant in ("fp32", "fp16 autocast", "fp16 autocast + channels_last"):
+            m, inp = model, x
+            if "channels_last" in variant:
+                m, inp = model.to(memory_format=torch.channels_last), x.contiguous(memory_format=torch.channels_last)
+            context = torch.autocast("cuda", dtype=torch.float16) if "fp16" in variant else torch.no_grad()
+            with torch.inference_mode(), context:
+                for _ in range(3):
+                    m(inp)
+                torch.cuda.synchronize()
+                start = time.perf_counter()
+                for _ in range(10):
+                    m(inp)
+                torch.cuda.synchronize()
+            rows.append({"model": name, "variant": variant, "ms_256_batch8": (time.perf_counter() - start) * 100})
+    return rows

@@ -40,7 +40,7 @@ def resolve_model(name: str | os.PathLike | None, weights_dir: str | os.PathLike
     if str(name) in shipped:
         model, info = load_weights(shipped[str(name)], device)
         return model, info, str(name)
-    if isinstance(name, os.PathLike) or str(name).endswith(".safetensors"):
+    if isinstance(name, os.PathLike) or str(name).endswith((".safetensors", ".json")):
         model, info = load_weights(name, device)
         return model, info, Path(name).stem
     if str(name) in models.list_models():

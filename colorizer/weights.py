@@ -57,9 +57,32 @@ def save_weights(model: nn.Module, path: str | os.PathLike, info: WeightsInfo, h
     return path
 
 
+PRESET_SUFFIX = ".preset.json"
+
+
+def _read_preset(path: Path) -> dict:
+    """A preset names another weights file and overrides its decoding (temperature) and description."""
+    try:
+        preset = json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError) as error:
+        raise ValueError(f"{str(path)!r} is not a valid preset file: {error}") from None
+    if "weights" not in preset:
+        raise ValueError(f"preset {str(path)!r} does not name its weights file")
+    preset["weights_path"] = (path.parent / preset["weights"]).resolve()
+    return preset
+
+
 def read_info(path: str | os.PathLike) -> WeightsInfo:
-    """The metadata of a weights file, without loading its tensors."""
+    """The metadata of a weights file (or preset), without loading its tensors."""
     path = Path(path)
+    if path.name.endswith(PRESET_SUFFIX):
+        preset = _read_preset(path)
+        info = read_info(preset["weights_path"])
+        if "temperature" in preset:
+            info.config["temperature"] = float(preset["temperature"])
+        info.description = preset.get("description", info.description)
+        info.metrics = preset.get("metrics", {})
+        return info
     if not path.is_file():
         raise FileNotFoundError(f"no weights file at {str(path)!r}")
     try:
@@ -75,13 +98,15 @@ def read_info(path: str | os.PathLike) -> WeightsInfo:
 
 
 def load_weights(path: str | os.PathLike, device: str | torch.device = "cpu") -> tuple[nn.Module, WeightsInfo]:
-    """Rebuilds the model a weights file describes and loads its tensors (strictly: every key must match)."""
+    """Rebuilds the model a weights file (or preset) describes and loads its tensors (strictly: every key must match)."""
     info = read_info(path)
+    if Path(path).name.endswith(PRESET_SUFFIX):
+        path = _read_preset(Path(path))["weights_path"]
     config = dict(info.config)
     if "pretrained" in config:
         config["pretrained"] = False  # the file holds every weight; no ImageNet file is needed
         config["pretrained_path"] = None
-    model = models.create(info.architecture, **config)
+    model = models.create(info.architecture, **config)  # a preset's temperature is in config already
     state = {}
     with safe_open(str(path), framework="pt", device="cpu") as handle:
         for key in handle.keys():
@@ -93,8 +118,11 @@ def load_weights(path: str | os.PathLike, device: str | torch.device = "cpu") ->
 
 
 def shipped_weights(directory: str | os.PathLike = WEIGHTS_DIR) -> dict[str, Path]:
-    """Name -> path of every ``*.safetensors`` file in ``directory`` (the models the app offers)."""
+    """Name -> path of every ``*.safetensors`` file and ``*.preset.json`` preset in ``directory`` (the models the
+    app offers). A preset reuses another file's weights with other decoding settings, so no bytes are duplicated."""
     directory = Path(directory)
     if not directory.is_dir():
         return {}
-    return {p.stem: p for p in sorted(directory.glob("*.safetensors"))}
+    found = {p.stem: p for p in directory.glob("*.safetensors")}
+    found.update({p.name[: -len(PRESET_SUFFIX)]: p for p in directory.glob(f"*{PRESET_SUFFIX}")})
+    return dict(sorted(found.items()))

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+from dataclasses import dataclass
 import random
 import secrets
 from datetime import datetime, timedelta, timezone
@@ -16,7 +17,7 @@ from sqlalchemy import func, select, update
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session, joinedload
+from sqlalchemy.orm import Session, aliased
 
 from study.schema import Participant, Response, SourcePhoto, Stimulus, Study, Trial, utcnow
 
@@ -158,54 +159,94 @@ def join_study(session: Session, study: Study, external_id: Optional[str] = None
     return participant
 
 
-def participant_by_token(session: Session, token: str | None) -> Participant:
-    participant = session.scalar(select(Participant).where(Participant.token == token)) if token else None
-    if participant is None:
+@dataclass(frozen=True)
+class ParticipantRow:
+    """The columns the answer path needs (read with one Core query, no ORM object)."""
+
+    id: int
+    study_id: int
+    token: str
+    status: str
+    completion_code: Optional[str]
+
+
+@dataclass(frozen=True)
+class PendingTrial:
+    id: int
+    position: int
+    kind: str
+    image_ids: tuple[str, ...]
+
+
+def participant_by_token(session: Session, token: str | None) -> ParticipantRow:
+    row = session.execute(select(Participant.id, Participant.study_id, Participant.token, Participant.status,
+                                 Participant.completion_code).where(Participant.token == token)).first() if token else None
+    if row is None:
         raise StudyError("Your session was not found. Please start the study again.")
-    return participant
+    return ParticipantRow(*row)
 
 
-def next_trial(session: Session, participant: Participant) -> Trial | None:
-    """The first trial without a response (None when all are answered), with its images loaded."""
-    return session.scalar(select(Trial).outerjoin(Response)
-                          .options(joinedload(Trial.stimulus), joinedload(Trial.other_stimulus))
-                          .where(Trial.participant_id == participant.id, Response.id.is_(None))
-                          .order_by(Trial.position).limit(1))
+def touch(session: Session, participant: ParticipantRow) -> None:
+    """Marks the participant as seen now (and active again if they had been marked abandoned)."""
+    values = {"last_seen_at": utcnow()}
+    if participant.status == "abandoned":
+        values["status"] = "active"
+    session.execute(update(Participant).where(Participant.id == participant.id).values(**values))
 
 
-def progress_of(session: Session, participant: Participant) -> tuple[int, int]:
-    """(answered, total) trials."""
-    total = session.scalar(select(func.count()).select_from(Trial).where(Trial.participant_id == participant.id))
-    answered = session.scalar(select(func.count()).select_from(Response).join(Trial)
-                              .where(Trial.participant_id == participant.id))
-    return answered or 0, total or 0
+_other = aliased(Stimulus)
 
 
-def score(study: Study, trial: Trial, answer: str) -> tuple[bool, bool]:
+def next_trial(session: Session, participant_id: int) -> PendingTrial | None:
+    """The first trial without a response (None when all are answered) and its images' public ids."""
+    row = session.execute(
+        select(Trial.id, Trial.position, Trial.kind, Stimulus.public_id, _other.public_id)
+        .join(Stimulus, Stimulus.id == Trial.stimulus_id)
+        .outerjoin(_other, _other.id == Trial.other_stimulus_id)
+        .outerjoin(Response, Response.trial_id == Trial.id)
+        .where(Trial.participant_id == participant_id, Response.id.is_(None))
+        .order_by(Trial.position).limit(1)).first()
+    if row is None:
+        return None
+    return PendingTrial(row[0], row[1], row[2], tuple(i for i in row[3:] if i is not None))
+
+
+def trial_count(session: Session, participant_id: int) -> int:
+    return session.scalar(select(func.count()).select_from(Trial).where(Trial.participant_id == participant_id)) or 0
+
+
+def score(mode: str, answer: str, shown_is_real: bool, real_side: int | None) -> tuple[bool, bool]:
     """(judged_real, correct) of ``answer``. Single: "real"/"fake". 2AFC: "0"/"1", the side chosen as real;
     judged_real then means the fake was picked as the real one (the participant was fooled)."""
-    if study.mode == "single":
+    if mode == "single":
         if answer not in ("real", "fake"):
             raise StudyError(f"answer must be 'real' or 'fake', got {answer!r}")
         said_real = answer == "real"
-        return said_real, said_real == trial.stimulus.is_real
+        return said_real, said_real == shown_is_real
     if answer not in ("0", "1"):
         raise StudyError(f"answer must be '0' or '1', got {answer!r}")
-    correct = int(answer) == trial.real_side
+    correct = int(answer) == real_side
     return not correct, correct
 
 
-def record_response(session: Session, participant: Participant, trial_id: int, answer: str,
-                    response_ms: float | None = None, measured_display_ms: float | None = None,
-                    study: Study | None = None) -> tuple[Response, bool]:
-    """Stores the answer to ``trial_id`` once. Returns (response, created); a second answer to the same trial
-    (a double click, a resubmit after a reconnect) returns the stored response and ``created=False``.
-    ``study`` may be passed by callers that cache it (its mode and display time never change)."""
-    trial = session.get(Trial, trial_id, options=[joinedload(Trial.stimulus)])
-    if trial is None or trial.participant_id != participant.id:
+@dataclass(frozen=True)
+class Answer:
+    created: bool  # False: the trial already had a response (double click, resubmit), which is kept
+    correct: bool
+    kind: str  # the trial's kind: "practice", "main" or "sentinel"
+    is_real: bool  # the (first) image shown was the real photo
+    real_side: Optional[int]
+
+
+def record_response(session: Session, participant: ParticipantRow, trial_id: int, answer: str,
+                    response_ms: float | None, measured_display_ms: float | None, study: Study) -> Answer:
+    """Stores the answer to ``trial_id`` once; a second answer to the same trial leaves the first in place."""
+    trial = session.execute(select(Trial.participant_id, Trial.kind, Trial.real_side, Stimulus.is_real)
+                            .join(Stimulus, Stimulus.id == Trial.stimulus_id).where(Trial.id == trial_id)).first()
+    if trial is None or trial[0] != participant.id:
         raise StudyError("That trial does not belong to this session.")
-    study = study or session.get(Study, participant.study_id)
-    judged_real, correct = score(study, trial, answer)
+    _, kind, real_side, is_real = trial
+    judged_real, correct = score(study.mode, answer, is_real, real_side)
     values = dict(trial_id=trial_id, answer=answer, judged_real=judged_real, correct=correct,
                   response_ms=_clean_ms(response_ms), intended_display_ms=study.display_ms,
                   measured_display_ms=_clean_ms(measured_display_ms), created_at=utcnow())
@@ -216,15 +257,15 @@ def record_response(session: Session, participant: Participant, trial_id: int, a
         created = session.execute(insert(Response).values(**values)
                                   .on_conflict_do_nothing(index_elements=["trial_id"])).rowcount == 1
     else:
-        session.add(Response(**values))
-        session.flush()  # other databases: the unique key still refuses a duplicate (as an IntegrityError)
-        created = True
+        exists = session.scalar(select(Response.id).where(Response.trial_id == trial_id))
+        if exists is None:
+            session.execute(Response.__table__.insert().values(**values))  # the unique key still guards a race
+        created = exists is None
     if not created:
-        return session.scalar(select(Response).where(Response.trial_id == trial_id)), False
-    participant.last_seen_at = utcnow()
-    if participant.status == "abandoned":
-        participant.status = "active"
-    return Response(**values), True  # not re-read: the caller only needs the values just stored
+        stored = session.scalar(select(Response.correct).where(Response.trial_id == trial_id))
+        return Answer(False, bool(stored), kind, is_real, real_side)
+    touch(session, participant)
+    return Answer(True, correct, kind, is_real, real_side)
 
 
 def _clean_ms(value) -> float | None:
@@ -235,15 +276,11 @@ def _clean_ms(value) -> float | None:
     return value if 0 <= value < 3_600_000 else None
 
 
-def finish_if_done(session: Session, participant: Participant, pending: Trial | None = None,
-                   checked: bool = False) -> bool:
-    """Marks the participant completed (with a completion code) once every trial has a response.
-    ``checked`` says the caller already looked up ``pending`` (the next unanswered trial) in this transaction."""
-    if participant.status == "completed":
-        return True
-    if (pending if checked else next_trial(session, participant)) is not None:
-        return False
-    participant.status = "completed"
-    participant.completed_at = datetime.now(timezone.utc)
-    participant.completion_code = secrets.token_hex(4).upper()
-    return True
+def finish(session: Session, participant: ParticipantRow) -> str:
+    """Marks the participant completed with a completion code (once) and returns the code."""
+    if participant.status == "completed" and participant.completion_code:
+        return participant.completion_code
+    code = secrets.token_hex(4).upper()
+    session.execute(update(Participant).where(Participant.id == participant.id, Participant.status != "completed")
+                    .values(status="completed", completed_at=datetime.now(timezone.utc), completion_code=code))
+    return session.scalar(select(Participant.completion_code).where(Participant.id == participant.id))

@@ -12,11 +12,11 @@ import threading
 from dataclasses import dataclass, field
 from typing import Optional
 
-from sqlalchemy import func, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from study import protocol
-from study.schema import Participant, Stimulus, Study, Trial
+from study.schema import Stimulus, Study
 
 
 class FairLock:
@@ -118,14 +118,12 @@ class StudyService:
         with self._write() as session:
             study = self.study_by_name(session, study_name)
             participant = protocol.join_study(session, study, external_id, age_band, color_vision, screen, simulated)
-            return self._state(session, participant)
+            return self._state(session, protocol.participant_by_token(session, participant.token))
 
     def resume(self, token: Optional[str]) -> ParticipantState:
         with self._write() as session:
             participant = protocol.participant_by_token(session, token)
-            if participant.status == "abandoned":
-                participant.status = "active"
-            participant.last_seen_at = protocol.utcnow()
+            protocol.touch(session, participant)
             return self._state(session, participant)
 
     def answer(self, token: Optional[str], trial_id: int, answer: str, response_ms: float | None = None,
@@ -134,13 +132,10 @@ class StudyService:
         with self._write() as session:
             participant = protocol.participant_by_token(session, token)
             study = self._study(session, participant.study_id)
-            response, created = protocol.record_response(session, participant, int(trial_id), answer, response_ms,
-                                                         measured_display_ms, study)
-            trial = session.get(Trial, int(trial_id))  # already in the session: no query
-            feedback = None
-            if created and trial.kind == "practice":
-                feedback = self._practice_feedback(session, trial, response.correct)
-            return self._state(session, participant, feedback=feedback, duplicate=not created)
+            result = protocol.record_response(session, participant, int(trial_id), answer, response_ms,
+                                              measured_display_ms, study)
+            feedback = self._practice_feedback(study, result) if result.created and result.kind == "practice" else None
+            return self._state(session, participant, feedback=feedback, duplicate=not result.created)
 
     def image_png(self, public_id: str) -> bytes:
         """A stimulus file by its opaque id (cached: stimuli never change)."""
@@ -153,27 +148,25 @@ class StudyService:
         return self._image_cache[public_id]
 
     # --- helpers ------------------------------------------------------------------------------------------
-    def _practice_feedback(self, session: Session, trial: Trial, correct: bool) -> str:
-        study = self._study(session, trial.participant.study_id)
-        verdict = "Correct!" if correct else "Not quite."
+    @staticmethod
+    def _practice_feedback(study: Study, result: protocol.Answer) -> str:
+        verdict = "Correct!" if result.correct else "Not quite."
         if study.mode == "single":
-            truth = "real colours" if trial.stimulus.is_real else "colours made up by a computer"
+            truth = "real colours" if result.is_real else "colours made up by a computer"
             return f"{verdict} That photo had {truth}. (Practice: this answer is not counted.)"
         side = ("first", "second") if study.presentation == "sequential" else ("left", "right")
-        return f"{verdict} The real photo was the {side[trial.real_side]} one. (Practice: not counted.)"
+        return f"{verdict} The real photo was the {side[result.real_side]} one. (Practice: not counted.)"
 
-    def _state(self, session: Session, participant: Participant, feedback: str | None = None,
+    def _state(self, session: Session, participant: protocol.ParticipantRow, feedback: str | None = None,
                duplicate: bool = False) -> ParticipantState:
-        trial = protocol.next_trial(session, participant)
+        trial = protocol.next_trial(session, participant.id)
         if trial is None:
-            protocol.finish_if_done(session, participant, trial, checked=True)
-            return ParticipantState(participant.token, None, participant.completion_code, feedback, duplicate)
+            code = protocol.finish(session, participant)
+            return ParticipantState(participant.token, None, code, feedback, duplicate)
         study = self._study(session, participant.study_id)
         if participant.id not in self._trial_counts:
-            self._trial_counts[participant.id] = session.scalar(
-                select(func.count()).select_from(Trial).where(Trial.participant_id == participant.id))
-        images = (trial.stimulus.public_id,) + ((trial.other_stimulus.public_id,) if trial.other_stimulus else ())
+            self._trial_counts[participant.id] = protocol.trial_count(session, participant.id)
         # trials are answered in order, so the first unanswered one's position is the number answered
         view = TrialView(trial.id, trial.position + 1, self._trial_counts[participant.id], trial.kind == "practice",
-                         images, study.mode, study.presentation, study.display_ms)
+                         trial.image_ids, study.mode, study.presentation, study.display_ms)
         return ParticipantState(participant.token, view, None, feedback, duplicate)

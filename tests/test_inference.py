@@ -171,3 +171,21 @@ def test_forty_megapixel_photo(colorizer):
     image = Image.new("L", (7300, 5480), 120)  # 40 MP
     out = colorizer.colorize(image)
     assert out.size == image.size
+
+
+def test_preset_reuses_weights_with_its_own_temperature(tiny_weights, tmp_path, gradient_image):
+    import json
+    import shutil
+
+    from colorizer.weights import read_info, shipped_weights
+
+    shutil.copy(tiny_weights, tmp_path / "base.safetensors")
+    (tmp_path / "warm.preset.json").write_text(json.dumps({"weights": "base.safetensors", "temperature": 0.9,
+                                                           "description": "warmer"}))
+    assert set(shipped_weights(tmp_path)) == {"base", "warm"}
+    assert read_info(tmp_path / "warm.preset.json").config["temperature"] == 0.9
+    warm = Colorizer("warm", weights_dir=tmp_path, device="cpu")
+    base = Colorizer("base", weights_dir=tmp_path, device="cpu")
+    assert warm.model.config.temperature == 0.9 and warm.describe() == "warmer"
+    assert base.model.config.temperature != 0.9
+    assert warm.colorize(gradient_image).size == gradient_image.size

@@ -1,0 +1,40 @@
+"""Copy a training run's best weights into weights/ under a product name, with decoding settings and metrics.
+
+Usage: python scripts/ship_weights.py RUN_DIR NAME --temperature T --description TEXT [--metrics JSON]
+       python scripts/ship_weights.py --preset NAME --base BASE --temperature T --description TEXT [--metrics JSON]
+"""
+
+import argparse
+import json
+from pathlib import Path
+
+from colorizer.weights import WEIGHTS_DIR, load_weights, read_info, save_weights
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("run", nargs="?")
+    parser.add_argument("name")
+    parser.add_argument("--temperature", type=float, required=True)
+    parser.add_argument("--description", required=True)
+    parser.add_argument("--metrics", default="{}")
+    parser.add_argument("--preset", action="store_true", help="write NAME.preset.json pointing at --base")
+    parser.add_argument("--base", default=None)
+    args = parser.parse_args()
+    metrics = json.loads(args.metrics)
+    if args.preset:
+        preset = {"weights": f"{args.base}.safetensors", "temperature": args.temperature,
+                  "description": args.description, "metrics": metrics}
+        (WEIGHTS_DIR / f"{args.name}.preset.json").write_text(json.dumps(preset, indent=2) + "\n")
+        return
+    model, info = load_weights(Path(args.run) / "best.safetensors")
+    model.config.temperature = args.temperature
+    info.config = model.config.to_dict()
+    info.description = args.description
+    info.metrics = metrics
+    save_weights(model, WEIGHTS_DIR / f"{args.name}.safetensors", info, half=True)
+    print(read_info(WEIGHTS_DIR / f"{args.name}.safetensors"))
+
+
+if __name__ == "__main__":
+    main()
