@@ -170,6 +170,8 @@ def answer_handler(service: StudyService, token: Optional[str], payload: Optiona
     try:
         state = service.answer(token, trial_id, answer, data.get("response_ms"), data.get("display_ms"))
     except StudyError as error:
+        if "not found" in str(error):  # e.g. the study database was reset: start again from the consent page
+            return Screen(True, False, False, message=f"**{error}**")
         raise gr.Error(str(error)) from None
     return screen_for(state, service)
 

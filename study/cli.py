@@ -61,8 +61,15 @@ def _run_build(args, factory) -> int:
     design = StudyDesign(name=args.name, mode=args.mode, presentation=args.presentation, display_ms=args.display_ms,
                          size=args.size, practice_photos=args.practice_photos,
                          sentinel_fraction=args.sentinel_fraction, seed=args.seed)
-    with factory.begin() as session:
-        study = build_study(session, design, photos, colorizers, {n: c.describe() for n, c in colorizers.items()})
+    from tqdm import tqdm
+
+    with factory.begin() as session, tqdm(total=len(photos), desc="building stimuli", unit="photo") as bar:
+        def progress(fraction: float, _message: str) -> None:
+            bar.n = round(fraction * len(photos))
+            bar.refresh()
+
+        study = build_study(session, design, photos, colorizers, {n: c.describe() for n, c in colorizers.items()},
+                            progress=progress)
         print(f"built study {study.name!r}: {len(photos)} photos, conditions {['real', *colorizers]}, mode {study.mode}")
     return 0
 

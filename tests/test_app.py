@@ -3,6 +3,7 @@ Chromium for the end-to-end paths (screenshots saved under test-artifacts/)."""
 
 from __future__ import annotations
 
+import contextlib
 import io
 import os
 import shutil
@@ -71,6 +72,16 @@ def test_handler_explains_bad_files(pool, files, kind, words):
     message = caught.value.message
     assert words in message and files[kind].name in message
     assert str(files[kind].parent) not in message  # no server paths in what the visitor sees
+
+
+@pytest.mark.slow
+def test_handler_colorizes_a_50_megapixel_photo(pool, tmp_path):
+    path = tmp_path / "huge.jpg"
+    Image.new("L", (8165, 6124), 100).save(path, quality=90)
+    result = colorize_file(str(path), "balanced", 256, 1.0, pool)
+    with Image.open(result.path) as saved:
+        assert saved.size == (8165, 6124)
+    assert max(result.after.size) <= 1600  # the slider gets a preview, the download the full photo
 
 
 def test_handler_without_upload_or_with_unknown_model(pool, files):
@@ -155,23 +166,27 @@ def test_results_api_refuses_without_password(running_app):
     assert "participants" in text
 
 
-def _chromium():
+@contextlib.contextmanager
+def browser_page(width: int = 1280, height: int = 900):
+    """A page in Debian's headless Chromium (Playwright cannot download browsers here)."""
     if not os.path.exists(CHROMIUM):
         if os.environ.get("CI") == "true":
             pytest.fail("chromium is missing but CI=true requires the browser tests (see .ci/run)")
         pytest.skip("Debian's chromium is not installed")
     playwright = pytest.importorskip("playwright.sync_api")
-    return playwright
+    ARTIFACTS.mkdir(exist_ok=True)
+    with playwright.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            yield browser.new_page(viewport={"width": width, "height": height})
+        finally:
+            browser.close()
 
 
 @pytest.mark.slow
 def test_browser_upload_colorize_and_see_the_result(running_app, files):
-    playwright = _chromium()
     url, _, _ = running_app
-    ARTIFACTS.mkdir(exist_ok=True)
-    with playwright.sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        page = browser.new_page(viewport={"width": 1280, "height": 900})
+    with browser_page() as page:
         page.goto(url)
         page.wait_for_selector("#colorize-button", timeout=60_000)
         page.set_input_files("#source-image input[type=file]", str(files["png"]))
@@ -182,17 +197,12 @@ def test_browser_upload_colorize_and_see_the_result(running_app, files):
         images = page.locator("#result-slider img")
         assert images.count() >= 1 and images.first.is_visible()
         page.screenshot(path=str(ARTIFACTS / "colorize_tab.png"), full_page=True)
-        browser.close()
 
 
 @pytest.mark.slow
 def test_browser_participant_completes_the_study(running_app):
-    playwright = _chromium()
     url, database, _ = running_app
-    ARTIFACTS.mkdir(exist_ok=True)
-    with playwright.sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        page = browser.new_page(viewport={"width": 1100, "height": 900})
+    with browser_page(1100) as page:
         page.goto(url + "?PROLIFIC_PID=browser-test")
         page.get_by_role("tab", name="Turing test").click()
         page.click("#consent-box input")
@@ -214,7 +224,6 @@ def test_browser_participant_completes_the_study(running_app):
             page.click("#answer-real")
         assert "completion code" in page.locator("#study-done").inner_text()
         page.screenshot(path=str(ARTIFACTS / "study_done.png"), full_page=True)
-        browser.close()
     with sqlite3.connect(database) as connection:
         rows = connection.execute(
             "SELECT r.response_ms, p.status FROM responses r JOIN trials t ON t.id = r.trial_id "

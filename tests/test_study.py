@@ -347,3 +347,11 @@ def test_parse_accept():
     assert parse_accept("unet=0.45, vivid=0.55,real=0.85") == {"unet": 0.45, "vivid": 0.55, "real": 0.85}
     with pytest.raises(ValueError):
         parse_accept("unet=1.5")
+
+
+def test_unknown_session_returns_to_the_consent_page(single_study):
+    from demo.study_tab import answer_handler
+
+    engine, factory, name = single_study
+    screen = answer_handler(StudyService(factory), "stale-token", '{"trial": 1}', "real")
+    assert screen.consent_visible and not screen.trial_visible and "not found" in screen.message

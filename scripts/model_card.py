@@ -1,0 +1,71 @@
+"""Write weights/<NAME>.md from the shipped file's metadata and a fresh evaluation on a validation folder.
+
+Usage: python scripts/model_card.py NAME VAL_DIR [--notes TEXT]
+The numbers in the card are exactly what `python -m colorizer evaluate VAL_DIR --model NAME` prints.
+"""
+
+import argparse
+import datetime
+import json
+
+import torch
+
+from colorizer import Colorizer
+from colorizer.evaluate import evaluate_folder, format_summary
+from colorizer.weights import WEIGHTS_DIR, read_info, shipped_weights
+
+TERMS = ("Trained on `../shared/data/train` (ImageNet sample images, BSDS500, NIPS 2017 adversarial-competition dev "
+         "photos from Flickr, OSIE eye-tracking stimuli): those photos' terms are research and non-commercial use, "
+         "and these weights inherit them. Use them for research and non-commercial purposes only.")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("name")
+    parser.add_argument("val")
+    parser.add_argument("--notes", default="")
+    args = parser.parse_args()
+    torch.set_num_threads(2)
+    torch.use_deterministic_algorithms(True)
+    path = shipped_weights()[args.name]
+    info = read_info(path)
+    colorizer = Colorizer(args.name, device="cpu")
+    evaluation, _ = evaluate_folder(colorizer, args.val, progress=False)
+    table = format_summary(evaluation.summary, len(evaluation.per_photo))
+    training = info.training
+    weights_file = path if path.suffix == ".safetensors" else WEIGHTS_DIR / json.loads(path.read_text())["weights"]
+    card = f"""# Model card: `{args.name}`
+
+{info.description}
+
+| | |
+|---|---|
+| architecture | `{info.architecture}` (config: `{json.dumps(info.config)}`) |
+| weights | `{weights_file.name}`, fp16 safetensors, {weights_file.stat().st_size / 1e6:.1f} MB |
+| decoding | annealed mean, temperature {info.config.get('temperature')} |
+| loss | `{training.get('loss')}` (rebalanced cross-entropy over {len(colorizer.model.bins.centers) if colorizer.model.bins is not None else 0} in-gamut ab bins, Zhang et al. 2016) |
+| training data | {training.get('train_photos')} photos of `{training.get('data')}`, random crops {training.get('crop')} px (scale-jittered), batch {training.get('batch')} |
+| training | {training.get('epochs')} epochs, {training.get('images_seen')} crops, {training.get('minutes')} min wall time on 2 CPU cores (shared with development work) |
+| working size | {info.working_size} px on the short side (network input); output at the photo's full resolution |
+
+## Terms
+
+{TERMS}
+
+## Validation (`python -m colorizer evaluate {args.val} --model {args.name}`)
+
+Gray input = each photo's own L*; "gray" is the baseline with no chroma. CF = colourfulness (Hasler & Suesstrunk
+2003), dCF = |mean CF(output) - mean CF(ground truth)|. Measured {datetime.date.today()}.
+
+```
+{table}
+```
+
+{args.notes}
+"""
+    (WEIGHTS_DIR / f"{args.name}.md").write_text(card)
+    print(card)
+
+
+if __name__ == "__main__":
+    main()
