@@ -71,41 +71,65 @@ def storage_table(writer_counts=(1, 8, 32, 64), answers_per_writer: int = 40) ->
     return rows
 
 
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
 def app_latency(participants: int = 20, weights_dir: str | None = None) -> dict:
-    """p50/p95 time from an answer to the next image, ``participants`` answering at once via gradio_client."""
+    """p50/p95 time from an answer to the next image, ``participants`` answering at once via gradio_client.
+
+    The app runs in its own process (``python -m demo``), as deployed, so client threads do not share its GIL.
+    """
     import json
+    import subprocess
+    import sys
 
     from gradio_client import Client
 
-    from demo.app import build_app
-    from demo.models import ModelPool
-
     with tempfile.TemporaryDirectory() as folder:
-        pool = ModelPool(weights_dir) if weights_dir else ModelPool()
-        app = build_app(pool, examples_dir=Path(folder) / "ex", database_url=f"sqlite:///{Path(folder) / 'app.sqlite'}")
-        app.queue(default_concurrency_limit=8)
-        _, url, _ = app.launch(server_name="127.0.0.1", prevent_thread_lock=True, quiet=True)
-        latencies, lock = [], threading.Lock()
-
-        def participant(index):
-            client = Client(url, verbose=False)
-            outputs = client.predict(True, None, None, None, api_name="/study_start")
-            own = []
-            for _ in range(40):
-                stimulus = outputs[4]
-                if 'data-trial="' not in str(stimulus):
+        port = _free_port()
+        command = [sys.executable, "-m", "demo", "--port", str(port), "--db", f"sqlite:///{Path(folder) / 'app.sqlite'}"]
+        if weights_dir:
+            command += ["--weights-dir", weights_dir]
+        server = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        try:
+            url = f"http://127.0.0.1:{port}/"
+            deadline = time.time() + 180
+            while True:
+                try:
+                    Client(url, verbose=False)
                     break
-                trial = int(str(stimulus).split('data-trial="')[1].split('"')[0])
-                token = outputs[8]
-                payload = json.dumps({"trial": trial, "response_ms": 900, "display_ms": None})
-                start = time.perf_counter()
-                outputs = client.predict(token, payload, api_name="/study_answer_real")
-                own.append((time.perf_counter() - start) * 1000)
-            with lock:
-                latencies.extend(own)
+                except Exception:
+                    if time.time() > deadline or server.poll() is not None:
+                        raise RuntimeError("the app did not start")
+                    time.sleep(1)
+            latencies, lock = [], threading.Lock()
 
-        with ThreadPoolExecutor(participants) as executor:
-            list(executor.map(participant, range(participants)))
-        app.close()
+            def participant(index):
+                client = Client(url, verbose=False)
+                outputs = client.predict(True, None, None, None, api_name="/study_start")
+                own = []
+                for _ in range(40):
+                    # outputs: progress, stimulus, feedback, done, message, token (layout columns are not returned)
+                    stimulus, token = outputs[1], outputs[5]
+                    if 'data-trial="' not in str(stimulus):
+                        break
+                    trial = int(str(stimulus).split('data-trial="')[1].split('"')[0])
+                    payload = json.dumps({"trial": trial, "response_ms": 900, "display_ms": None})
+                    start = time.perf_counter()
+                    outputs = client.predict(token, payload, api_name="/study_answer_real")
+                    own.append((time.perf_counter() - start) * 1000)
+                with lock:
+                    latencies.extend(own)
+
+            with ThreadPoolExecutor(participants) as executor:
+                list(executor.map(participant, range(participants)))
+        finally:
+            server.terminate()
+            server.wait(timeout=30)
     return {"participants": participants, "answers": len(latencies), "p50_ms": float(np.percentile(latencies, 50)),
             "p95_ms": float(np.percentile(latencies, 95)), "mean_ms": statistics.fmean(latencies)}

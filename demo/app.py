@@ -18,7 +18,7 @@ from demo.colorize_tab import build_colorize_tab
 from demo.examples import write_examples
 from demo.models import ModelPool
 from demo.results_tab import ResultsAccess, build_results_tab
-from demo.study_tab import TRIAL_CSS, build_study_tab
+from demo.study_tab import TRIAL_CSS, build_study_tab, stimulus_folder
 from study.db import make_engine, make_session_factory
 from study.defaults import ensure_default_study
 from study.service import StudyService
@@ -62,6 +62,8 @@ def build_app(pool: ModelPool | None = None, examples_dir: str | os.PathLike | N
         study_name = ensure_default_study(factory, {name: pool.get(name) for name in pool.names()},
                                           {name: pool.describe(name) for name in pool.names()})
     service = StudyService(factory)
+    stimulus_folder().mkdir(parents=True, exist_ok=True)
+    gr.set_static_paths([stimulus_folder()])  # stimuli are served as files named by their random ids
     access = ResultsAccess(results_password)
     with gr.Blocks(title=TITLE, analytics_enabled=False) as app:
         gr.Markdown(f"# {TITLE}\n{INTRO}")

@@ -8,10 +8,12 @@ so a double click or a late resubmit can only re-answer the trial it was meant f
 
 from __future__ import annotations
 
-import base64
 import json
 import logging
+import tempfile
+import urllib.parse
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Optional
 
 import gradio as gr
@@ -84,14 +86,23 @@ TRIAL_CSS = """
 """
 
 
-def trial_html(view: TrialView, service: StudyService) -> str:
-    """The trial's images as inline PNG data (no file names or URLs that could reveal the condition)."""
+def stimulus_folder() -> Path:
+    """Where stimuli are written for Gradio to serve as static files (``gr.set_static_paths``)."""
+    return Path(tempfile.gettempdir()) / "colorizer-stimuli"
+
+
+def trial_html(view: TrialView, service: StudyService, folder: Path | None = None) -> str:
+    """The trial's images as static files named by their random public ids (nothing reveals the condition).
+
+    Sent as URLs rather than inline data: the answer -> next-image round trip then carries a few hundred bytes.
+    """
     labels = ["First", "Second"] if view.presentation == "sequential" else ["Left", "Right"]
     figures = []
     for index, image_id in enumerate(view.image_ids):
-        data = base64.b64encode(service.image_png(image_id)).decode()
+        path = service.image_file(image_id, folder or stimulus_folder())
         caption = f"<figcaption>{labels[index]}</figcaption>" if len(view.image_ids) == 2 else ""
-        figures.append(f'<figure><img class="stimulus" alt="photo" src="data:image/png;base64,{data}">{caption}</figure>')
+        source = "gradio_api/file=" + urllib.parse.quote(str(path))
+        figures.append(f'<figure><img class="stimulus" alt="photo" src="{source}">{caption}</figure>')
     kind = "single" if view.mode == "single" else "pair"
     return (f'<div class="trial {kind}" data-trial="{view.trial_id}" data-display-ms="{view.display_ms or 0}" '
             f'data-presentation="{view.presentation}">{"".join(figures)}</div>')

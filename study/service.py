@@ -10,6 +10,7 @@ import collections
 import contextlib
 import threading
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Optional
 
 from sqlalchemy import select
@@ -136,6 +137,17 @@ class StudyService:
                                               measured_display_ms, study)
             feedback = self._practice_feedback(study, result) if result.created and result.kind == "practice" else None
             return self._state(session, participant, feedback=feedback, duplicate=not result.created)
+
+    def image_file(self, public_id: str, folder: Path) -> Path:
+        """The stimulus as ``folder/<public_id>.png`` (written once), for serving as a static file: the name is the
+        random public id, so the URL reveals nothing about the condition."""
+        path = folder / f"{public_id}.png"
+        if not path.exists():
+            folder.mkdir(parents=True, exist_ok=True)
+            temporary = path.with_suffix(f".{threading.get_ident()}.tmp")
+            temporary.write_bytes(self.image_png(public_id))
+            temporary.replace(path)  # atomic: a concurrent reader never sees half a file
+        return path
 
     def image_png(self, public_id: str) -> bytes:
         """A stimulus file by its opaque id (cached: stimuli never change)."""
