@@ -18,7 +18,7 @@ from demo.colorize_tab import build_colorize_tab
 from demo.examples import write_examples
 from demo.models import ModelPool
 from demo.results_tab import ResultsAccess, build_results_tab
-from demo.study_tab import TRIAL_CSS, build_study_tab, stimulus_folder
+from demo.study_tab import LOAD_TOKEN_JS, TRIAL_CSS, build_study_tab, stimulus_folder
 from study.db import make_engine, make_session_factory
 from study.defaults import ensure_default_study
 from study.service import StudyService
@@ -73,8 +73,8 @@ def build_app(pool: ModelPool | None = None, examples_dir: str | os.PathLike | N
             token = build_study_tab(service, study_name)
         with gr.Tab("Results", id="results"):
             build_results_tab(access, engine, study_name)
-        if token is not None:  # a returning participant continues where they were
-            app.load(token.resume, [token], token.outputs_for_resume, api_visibility="private")
+        if token is not None:  # a returning participant continues where they were (token from localStorage)
+            app.load(token.resume, [token], token.outputs_for_resume, js=LOAD_TOKEN_JS, api_visibility="private")
     app.study_service = service  # for tests and benchmarks that drive the same service
     app.study_engine = engine
     return app

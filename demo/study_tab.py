@@ -76,6 +76,10 @@ STUDY_JS = """
 })();
 """
 COLLECT_JS = "(token, payload) => [token, window.colorizerStudy && window.colorizerStudy.collect ? window.colorizerStudy.collect() : payload]"
+# The participant's token lives in the browser's localStorage, so a refresh or a new tab resumes the session.
+TOKEN_KEY = "colorizer-study-token"
+SAVE_TOKEN_JS = f"(token) => {{ if (token) localStorage.setItem('{TOKEN_KEY}', token); return []; }}"
+LOAD_TOKEN_JS = f"() => [localStorage.getItem('{TOKEN_KEY}')]"
 
 TRIAL_CSS = """
 .trial { display: flex; gap: 16px; justify-content: center; flex-wrap: wrap; }
@@ -187,15 +191,15 @@ def answer_handler(service: StudyService, token: Optional[str], payload: Optiona
     return screen_for(state, service)
 
 
-def build_study_tab(service: StudyService, study_name: Optional[str]) -> gr.BrowserState:
-    """Lays out the tab; returns the BrowserState holding the participant's token (for ``app.load``)."""
+def build_study_tab(service: StudyService, study_name: Optional[str]) -> Optional[gr.Textbox]:
+    """Lays out the tab; returns the hidden box holding the participant's token (for the page-load resume)."""
     try:
         info = service.study_info(study_name)
     except StudyError:
         gr.Markdown("No study is set up yet: build one with `python -m study build` and restart the app.")
         return None
     mode = info["mode"]
-    token = gr.BrowserState(None, storage_key="colorizer-study-token")
+    token = gr.Textbox(visible=False)
     with gr.Column(visible=True) as consent_view:
         gr.Markdown("## Real photo or colorized?\n" + INSTRUCTIONS[mode] + "\n\nPlease take part only if you have "
                     "normal (or corrected-to-normal) colour vision, on a screen at normal brightness.")
@@ -229,13 +233,14 @@ def build_study_tab(service: StudyService, study_name: Optional[str]) -> gr.Brow
         return start_handler(service, study_name, consented, age_band, color_vision, screen_type,
                              external_id_from(request)).updates()
 
-    start.click(on_start, [consent, age, vision, screen], outputs, api_name="study_start", trigger_mode="once")
+    start.click(on_start, [consent, age, vision, screen], outputs, api_name="study_start",
+                trigger_mode="once").then(None, [token], None, js=SAVE_TOKEN_JS)
     for button, value in buttons:
         def on_answer(token_value, payload_value, _answer=value):
             return answer_handler(service, token_value, payload_value, _answer).updates()
 
         button.click(on_answer, [token, payload], outputs, js=COLLECT_JS, api_name=f"study_answer_{value}",
-                     trigger_mode="once")
+                     trigger_mode="once").then(None, [token], None, js=SAVE_TOKEN_JS)
     token.outputs_for_resume = outputs  # read by build_app to wire the page-load resume
     token.resume = lambda value: resume_handler(service, value).updates()
     return token

@@ -220,6 +220,13 @@ def test_browser_participant_completes_the_study(running_app):
             seen.add(trial)
             page.wait_for_function("window.colorizerStudy && window.colorizerStudy.trial === "
                                    f"'{trial}' && window.colorizerStudy.ready", timeout=10_000)
+            if len(seen) == 3:  # a refresh in the middle of the study resumes at the same trial
+                page.reload()
+                page.get_by_role("tab", name="Turing test").click()
+                page.wait_for_selector("#stimulus .trial img.stimulus", timeout=30_000)
+                assert page.locator("#stimulus .trial").get_attribute("data-trial") == trial
+                assert page.locator("#trial-progress").inner_text().startswith(("Photo 3", "Practice 3"))
+                page.wait_for_function("window.colorizerStudy && window.colorizerStudy.ready", timeout=10_000)
             time.sleep(0.35)
             page.click("#answer-real")
         assert "completion code" in page.locator("#study-done").inner_text()
