@@ -1,7 +1,7 @@
 """Evaluate a classification model at several annealed-mean temperatures on a training run's held-out split.
 
 Choosing the temperature on the run's own held-out training photos keeps ../shared/data/val untouched for the
-numbers we report.  Usage: python scripts/sweep_temperature.py RUN_DIR [T ...]
+numbers we report.  Usage: python scripts/sweep_temperature.py RUN_DIR [FILE.safetensors] [T ...]
 """
 
 import json
@@ -16,10 +16,15 @@ from colorizer.evaluate import evaluate_folder
 
 def main() -> None:
     run = Path(sys.argv[1])
-    temperatures = [float(t) for t in sys.argv[2:]] or [0.3, 0.38, 0.5, 0.65, 0.8, 1.0]
+    weights = run / "best.safetensors"
+    arguments = sys.argv[2:]
+    if arguments and arguments[0].endswith(".safetensors"):
+        weights, arguments = run / arguments[0], arguments[1:]
+    temperatures = [float(t) for t in arguments] or [0.3, 0.38, 0.5, 0.65, 0.8, 1.0]
     torch.set_num_threads(2)
     held_out = json.loads((run / "split.json").read_text())["val"]
-    colorizer = Colorizer.from_file(run / "best.safetensors", device="cpu")
+    colorizer = Colorizer.from_file(weights, device="cpu")
+    print(f"{weights}: temperature sweep on {len(held_out)} held-out training photos")
     print(f"{'T':>5} {'dPSNR':>7} {'CF/gt':>6} {'SSIM':>6} {'ab err':>7}")
     for t in temperatures:
         colorizer.temperature = t
