@@ -14,7 +14,7 @@ import numpy as np
 from sqlalchemy import func, select
 
 from study.db import make_engine, make_session_factory
-from study.schema import Response, Trial
+from study.schema import Response
 from study.service import StudyService
 from study.stimuli import StudyDesign, build_study
 

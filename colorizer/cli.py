@@ -81,7 +81,6 @@ def _make_colorizer(args, **kwargs):
 
 
 def _expand_inputs(inputs: list[str]) -> list[Path]:
-    from colorizer.data import list_images
 
     paths = []
     for item in inputs:

@@ -64,18 +64,27 @@ def rgb_to_xyz(rgb: torch.Tensor) -> torch.Tensor:
     return _apply_matrix(_matrix(_RGB_TO_XYZ, rgb), srgb_to_linear(rgb))
 
 
+def xyz_to_linear_rgb_matrix(like: torch.Tensor | None = None) -> torch.Tensor:
+    """(3, 3) XYZ (D65) -> linear sRGB: the inverse of IEC 61966-2-1's matrix, on ``like``'s device and dtype."""
+    inverse = torch.linalg.inv(torch.tensor(_RGB_TO_XYZ, dtype=torch.float64))
+    return inverse if like is None else inverse.to(device=like.device, dtype=like.dtype)
+
+
+WHITE_D65 = _WHITE_D65
+
+
 def xyz_to_rgb(xyz: torch.Tensor) -> torch.Tensor:
     """CIE XYZ (D65) -> sRGB, not clipped: out-of-gamut colours fall outside [0, 1]."""
     _check_image(xyz, "xyz")
-    inverse = torch.linalg.inv(_matrix(_RGB_TO_XYZ, xyz).double()).to(xyz.dtype)
-    return linear_to_srgb(_apply_matrix(inverse, xyz))
+    return linear_to_srgb(_apply_matrix(xyz_to_linear_rgb_matrix(xyz), xyz))
 
 
 def _lab_f(t: torch.Tensor) -> torch.Tensor:
     return torch.where(t > _EPSILON, t.clamp(min=_EPSILON) ** (1 / 3), (_KAPPA * t + 16) / 116)
 
 
-def _lab_f_inverse(f: torch.Tensor) -> torch.Tensor:
+def lab_f_inverse(f: torch.Tensor) -> torch.Tensor:
+    """Inverse of CIE's f(t): t = f^3 above the switch point, linear below (CIE 15:2004)."""
     return torch.where(f ** 3 > _EPSILON, f ** 3, (116 * f - 16) / _KAPPA)
 
 
@@ -95,7 +104,7 @@ def lab_to_xyz(lab: torch.Tensor) -> torch.Tensor:
     fx = fy + a / 500
     fz = fy - b / 200
     white = _matrix(_WHITE_D65, lab).view(3, 1, 1)
-    xyz = torch.stack((_lab_f_inverse(fx), _lab_f_inverse(fy), _lab_f_inverse(fz)), dim=-3)
+    xyz = torch.stack((lab_f_inverse(fx), lab_f_inverse(fy), lab_f_inverse(fz)), dim=-3)
     return xyz * white
 
 
@@ -160,6 +169,12 @@ def gray_to_lightness(gray: torch.Tensor) -> torch.Tensor:
     """Gamma-encoded gray values in [0, 1], any shape -> CIE L* in [0, 100] (R = G = B = gray)."""
     y = srgb_to_linear(gray)  # for a neutral colour Y equals the linear channel value
     return torch.where(y > _EPSILON, 116 * y.clamp(min=_EPSILON) ** (1 / 3) - 16, _KAPPA * y)
+
+
+def lightness_to_gray(lightness: torch.Tensor) -> torch.Tensor:
+    """CIE L* (0..100), any shape -> the gamma-encoded gray in [0, 1] with that lightness (inverse of
+    ``gray_to_lightness``)."""
+    return linear_to_srgb(lab_f_inverse((lightness + 16) / 116)).clamp(0, 1)
 
 
 # ---------------------------------------------------------------------------------------------------------------

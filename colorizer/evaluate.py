@@ -14,7 +14,6 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import torch
-from PIL import Image
 from skimage.metrics import structural_similarity
 from tqdm import tqdm
 
@@ -143,15 +142,3 @@ def comparison_sheet(items: list, path: str | Path, thumb: int = 200) -> Path:
     figure.savefig(path, dpi=100, bbox_inches="tight")
     plt.close(figure)
     return path
-
-
-def save_image_grid(images: list[Image.Image], path: str | Path, height: int = 200) -> Path:
-    """A plain horizontal strip of images (used for looking at historical photos)."""
-    thumbs = [im.convert("RGB").resize((max(1, round(im.width * height / im.height)), height)) for im in images]
-    strip = Image.new("RGB", (sum(t.width for t in thumbs), height), "white")
-    x = 0
-    for thumb in thumbs:
-        strip.paste(thumb, (x, 0))
-        x += thumb.width
-    strip.save(path)
-    return Path(path)

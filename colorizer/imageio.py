@@ -141,7 +141,7 @@ def _rgb_to_gray(rgb: np.ndarray, rows: int = 1024) -> np.ndarray:
     """The gray level whose CIE L* equals the colour's L* (so colourising keeps the input's lightness exactly)."""
     import torch
 
-    from colorizer.color import rgb_to_lab
+    from colorizer.color import lightness_to_gray, rgb_to_lab
 
     out = np.empty(rgb.shape[:2], dtype=np.float32)
     for top in range(0, rgb.shape[0], rows):  # row chunks bound the memory of large photos
@@ -149,17 +149,6 @@ def _rgb_to_gray(rgb: np.ndarray, rows: int = 1024) -> np.ndarray:
         lightness = rgb_to_lab(chunk)[0]
         out[top: top + rows] = lightness_to_gray(lightness).numpy()
     return out
-
-
-def lightness_to_gray(lightness):
-    """CIE L* (0..100) tensor -> gamma-encoded gray in [0, 1] with that lightness."""
-    import torch
-
-    from colorizer.color import linear_to_srgb
-
-    f = (lightness + 16) / 116
-    y = torch.where(lightness > 8, f ** 3, lightness / (24389 / 27))
-    return linear_to_srgb(y).clamp(0, 1)
 
 
 def load_photo(source: ImageInput, max_pixels: int = DEFAULT_MAX_PIXELS) -> GrayPhoto:

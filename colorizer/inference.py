@@ -16,7 +16,8 @@ import torch.nn.functional as F
 from PIL import Image
 
 from colorizer import models
-from colorizer.color import denormalize_chroma, gray_to_lightness, linear_to_srgb, normalize_l, space_to_rgb
+from colorizer.color import (WHITE_D65, denormalize_chroma, gray_to_lightness, lab_f_inverse, linear_to_srgb,
+                             normalize_l, space_to_rgb, xyz_to_linear_rgb_matrix)
 from colorizer.device import select_device
 from colorizer.imageio import DEFAULT_MAX_PIXELS, GrayPhoto, ImageInput, load_photo
 from colorizer.weights import WEIGHTS_DIR, WeightsInfo, load_weights, shipped_weights
@@ -26,12 +27,6 @@ log = logging.getLogger(__name__)
 DEFAULT_MODEL = "balanced"  # the shipped model used when none is named
 MERGE_ROWS = 256  # rows per chunk of the full-resolution merge: bounds memory on 50-megapixel photos
 LUT_SIZE = 65536  # 16-bit lookup tables: finer than any 8- or 16-bit input or output step
-# XYZ (D65) -> linear sRGB, the inverse of IEC 61966-2-1's matrix (as colorizer.color computes it)
-_XYZ_TO_RGB = tuple(tuple(row) for row in torch.linalg.inv(torch.tensor(
-    ((0.412453, 0.357580, 0.180423), (0.212671, 0.715160, 0.072169), (0.019334, 0.119193, 0.950227)),
-    dtype=torch.float64)).tolist())
-
-
 def resolve_model(name: str | os.PathLike | None, weights_dir: str | os.PathLike = WEIGHTS_DIR,
                   device: torch.device | str = "cpu") -> tuple[torch.nn.Module, WeightsInfo | None, str]:
     """A weights file path, a shipped model name or a registry architecture -> (model, info, display name)."""
@@ -84,19 +79,14 @@ def _lab_merge_rows(gray: torch.Tensor, ab: torch.Tensor) -> torch.Tensor:
     fy = f_of_y[(gray * (LUT_SIZE - 1)).round_().long()]
     fx = fy + ab[0] / 500
     fz = fy - ab[1] / 200
-    y = _f_inverse(fy)
-    x = _f_inverse(fx).mul_(0.95047)  # D65 white
-    z = _f_inverse(fz).mul_(1.08883)
+    y = lab_f_inverse(fy)
+    x = lab_f_inverse(fx).mul_(WHITE_D65[0])
+    z = lab_f_inverse(fz).mul_(WHITE_D65[2])
     out = torch.empty((*gray.shape, 3), dtype=torch.uint8)
-    for channel, (mx, my, mz) in enumerate(_XYZ_TO_RGB):
+    for channel, (mx, my, mz) in enumerate(xyz_to_linear_rgb_matrix().tolist()):
         linear = (x * mx).add_(y, alpha=my).add_(z, alpha=mz).clamp_(0, 1)
         out[..., channel] = to_srgb[linear.mul_(LUT_SIZE - 1).round_().long()]
     return out
-
-
-def _f_inverse(f: torch.Tensor) -> torch.Tensor:
-    """Inverse of CIE's f: t^3 above 6/29, linear below (CIE 15:2004)."""
-    return torch.where(f > 6 / 29, f * f * f, (f - 4 / 29) * (3 * (6 / 29) ** 2))
 
 
 def merge_full_resolution(gray: np.ndarray, chroma: torch.Tensor, network_shape: tuple[int, int], stride: int,

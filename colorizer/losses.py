@@ -7,8 +7,6 @@ a reduced-resolution head.
 
 from __future__ import annotations
 
-import math
-
 import torch
 import torch.nn.functional as F
 
@@ -88,9 +86,3 @@ def regression_loss(name: str):
     if name not in functions:
         raise KeyError(f"{name!r} is not a regression loss; expected one of {sorted(functions)}")
     return functions[name]
-
-
-def psnr(pred_rgb: torch.Tensor, true_rgb: torch.Tensor) -> float:
-    """PSNR in dB between two RGB tensors in [0, 1]."""
-    error = F.mse_loss(pred_rgb.float(), true_rgb.float()).item()
-    return math.inf if error == 0 else 10 * math.log10(1 / error)

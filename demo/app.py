@@ -70,11 +70,11 @@ def build_app(pool: ModelPool | None = None, examples_dir: str | os.PathLike | N
         with gr.Tab("Colorize", id="colorize"):
             build_colorize_tab(pool, examples)
         with gr.Tab("Turing test", id="study"):
-            token = build_study_tab(service, study_name)
+            resume = build_study_tab(service, study_name)
         with gr.Tab("Results", id="results"):
             build_results_tab(access, engine, study_name)
-        if token is not None:  # a returning participant continues where they were (token from localStorage)
-            app.load(token.resume, [token], token.outputs_for_resume, js=LOAD_TOKEN_JS, api_visibility="private")
+        if resume is not None:  # a returning participant continues where they were (token from localStorage)
+            app.load(resume.handler, [resume.token], resume.outputs, js=LOAD_TOKEN_JS, api_visibility="private")
     app.study_service = service  # for tests and benchmarks that drive the same service
     app.study_engine = engine
     return app

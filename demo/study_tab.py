@@ -14,7 +14,7 @@ import tempfile
 import urllib.parse
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Optional
+from typing import Callable, Optional
 
 import gradio as gr
 
@@ -191,8 +191,17 @@ def answer_handler(service: StudyService, token: Optional[str], payload: Optiona
     return screen_for(state, service)
 
 
-def build_study_tab(service: StudyService, study_name: Optional[str]) -> Optional[gr.Textbox]:
-    """Lays out the tab; returns the hidden box holding the participant's token (for the page-load resume)."""
+@dataclass
+class ResumeWiring:
+    """What the app's page-load event needs to put a returning participant back where they were."""
+
+    token: gr.Textbox  # hidden; filled from localStorage by LOAD_TOKEN_JS
+    outputs: list
+    handler: Callable
+
+
+def build_study_tab(service: StudyService, study_name: Optional[str]) -> Optional[ResumeWiring]:
+    """Lays out the tab; returns the wiring of the page-load resume (None when no study exists)."""
     try:
         info = service.study_info(study_name)
     except StudyError:
@@ -241,6 +250,4 @@ def build_study_tab(service: StudyService, study_name: Optional[str]) -> Optiona
 
         button.click(on_answer, [token, payload], outputs, js=COLLECT_JS, api_name=f"study_answer_{value}",
                      trigger_mode="once").then(None, [token], None, js=SAVE_TOKEN_JS)
-    token.outputs_for_resume = outputs  # read by build_app to wire the page-load resume
-    token.resume = lambda value: resume_handler(service, value).updates()
-    return token
+    return ResumeWiring(token, outputs, lambda value: resume_handler(service, value).updates())

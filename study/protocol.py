@@ -48,6 +48,17 @@ class StudyError(ValueError):
     """A participant-facing problem (unknown token, finished study, id already used...)."""
 
 
+def find_study(session: Session, name: Optional[str]) -> Study:
+    """The study called ``name``; without a name the default study, else the newest."""
+    if name:
+        study = session.scalar(select(Study).where(Study.name == name))
+    else:
+        study = session.scalar(select(Study).order_by(Study.is_default.desc(), Study.id.desc()).limit(1))
+    if study is None:
+        raise StudyError(f"no study named {name!r}" if name else "no study has been built yet")
+    return study
+
+
 def hash_external_id(study: Study, external_id: str) -> str:
     return hmac.new(study.id_salt.encode(), external_id.strip().encode(), hashlib.sha256).hexdigest()
 

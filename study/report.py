@@ -9,11 +9,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
-from sqlalchemy import Engine, select
+from sqlalchemy import Engine
 from sqlalchemy.orm import Session
 
 from study import analysis
-from study.schema import Study
+from study.protocol import find_study
 
 # Every column of trials.csv: (meaning, type, units, allowed values)
 DATA_DICTIONARY = {
@@ -71,11 +71,7 @@ class StudyReport:
 
 def analyse(engine: Engine, study_name: str | None = None, bootstrap_repeats: int = 1000) -> StudyReport:
     with Session(engine) as session:
-        query = select(Study).where(Study.name == study_name) if study_name else \
-            select(Study).order_by(Study.is_default.desc(), Study.id.desc()).limit(1)
-        study = session.scalar(query)
-        if study is None:
-            raise ValueError(f"no study named {study_name!r}" if study_name else "the database holds no study")
+        study = find_study(session, study_name)  # StudyError is a ValueError
         info = {"name": study.name, "mode": study.mode, "presentation": study.presentation,
                 "display_ms": study.display_ms, "consent_version": study.consent_version,
                 "exclusion_rules": study.exclusion_rules, "lists": study.list_count,

@@ -96,13 +96,7 @@ class StudyService:
 
     # --- studies ------------------------------------------------------------------------------------------
     def study_by_name(self, session: Session, name: Optional[str]) -> Study:
-        if name:
-            study = session.scalar(select(Study).where(Study.name == name))
-        else:  # the default study, else the newest
-            study = session.scalar(select(Study).order_by(Study.is_default.desc(), Study.id.desc()).limit(1))
-        if study is None:
-            raise protocol.StudyError(f"no study named {name!r}" if name else "no study has been built yet")
-        return study
+        return protocol.find_study(session, name)
 
     def study_info(self, name: Optional[str] = None) -> dict:
         with self.factory() as session:

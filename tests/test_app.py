@@ -4,7 +4,6 @@ Chromium for the end-to-end paths (screenshots saved under test-artifacts/)."""
 from __future__ import annotations
 
 import contextlib
-import io
 import os
 import shutil
 import sqlite3
@@ -194,7 +193,8 @@ def test_browser_upload_colorize_and_see_the_result(running_app, files):
         page.click("#colorize-button")
         page.wait_for_function("document.querySelector('#result-info').innerText.includes('colorized')",
                                timeout=60_000)
-        images = page.locator("#result-slider img")
+        page.wait_for_selector("#result-slider img >> visible=true", timeout=30_000)  # decoded and laid out
+        images = page.locator("#result-slider img >> visible=true")
         assert images.count() >= 1 and images.first.is_visible()
         page.screenshot(path=str(ARTIFACTS / "colorize_tab.png"), full_page=True)
 
@@ -211,6 +211,12 @@ def test_browser_participant_completes_the_study(running_app):
         page.screenshot(path=str(ARTIFACTS / "study_trial.png"), full_page=True)
         seen = set()
         for _ in range(40):
+            # wait until the server's reply has rendered: a new trial or the completion screen
+            page.wait_for_function(
+                "(() => { const done = document.querySelector('#study-done');"
+                " if (done && done.innerText.includes('completion code')) return true;"
+                " const t = document.querySelector('#stimulus .trial');"
+                f" return t && !{sorted(seen)!r}.includes(t.dataset.trial); }})()", timeout=30_000)
             if page.locator("#study-done").is_visible() and "completion code" in page.locator("#study-done").inner_text():
                 break
             trial = page.locator("#stimulus .trial").get_attribute("data-trial")
