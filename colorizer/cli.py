@@ -32,6 +32,9 @@ def _add_train(subparsers) -> None:
     p.add_argument("--lr", type=float, default=defaults.lr)
     p.add_argument("--encoder-lr", type=float, default=defaults.encoder_lr)
     p.add_argument("--gan-pretrain-epochs", type=int, default=defaults.gan_pretrain_epochs)
+    p.add_argument("--rebalance-mix", type=float, default=defaults.rebalance_mix,
+                   help="classify: lambda of class rebalancing (0.5 as Zhang et al.; smaller favours rare colours)")
+    p.add_argument("--init", default=None, help="fine-tune: start from this .safetensors file (not a resume)")
     p.add_argument("--seed", type=int, default=defaults.seed)
     p.add_argument("--threads", type=int, default=defaults.threads)
     p.add_argument("--cache-dir", default=None, help="where decoded photos are kept (default: RUN_DIR/cache)")
@@ -46,7 +49,8 @@ def _run_train(args) -> int:
         model=args.model, model_config=json.loads(args.model_config), data=args.data, val=args.val,
         val_fraction=args.val_fraction, out=args.out, loss=args.loss, size=args.size, max_crop=args.max_crop,
         batch=args.batch, epochs=args.epochs, minutes=args.minutes, steps_per_epoch=args.steps_per_epoch,
-        lr=args.lr, encoder_lr=args.encoder_lr, gan_pretrain_epochs=args.gan_pretrain_epochs, seed=args.seed,
+        lr=args.lr, encoder_lr=args.encoder_lr, gan_pretrain_epochs=args.gan_pretrain_epochs,
+        rebalance_mix=args.rebalance_mix, init=args.init, seed=args.seed,
         threads=args.threads, cache_dir=args.cache_dir, progress=not args.no_progress,
     )
     trainer = train(config, resume=args.resume)

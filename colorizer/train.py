@@ -27,7 +27,7 @@ from tqdm import tqdm
 from colorizer import losses, models
 from colorizer.color import normalize_chroma, normalize_l, rgb_to_space
 from colorizer.data import CropSampler, PhotoCache, build_cache, center_crops, list_images, split_holdout
-from colorizer.weights import WeightsInfo, save_weights
+from colorizer.weights import WeightsInfo, load_weights, save_weights
 
 log = logging.getLogger(__name__)
 
@@ -54,7 +54,8 @@ class TrainConfig:
     plateau_patience: int = 3  # epochs without improvement before ReduceLROnPlateau halves the rates
     gan_l1_weight: float = 100.0  # lambda of the L1 term (OrGANic / pix2pix)
     gan_pretrain_epochs: int = 0  # epochs of plain L1 before the adversarial loss starts
-    rebalance_mix: float = 0.5  # lambda of Zhang et al.'s class rebalancing
+    rebalance_mix: float = 0.5  # lambda of Zhang et al.'s class rebalancing (smaller: rarer, bolder colours weigh more)
+    init: Optional[str] = None  # fine-tune: start from this .safetensors file's weights (architecture and config too)
     seed: int = 0
     threads: int = 2  # torch intra-op threads
     channels_last: bool = True  # faster convolutions on CPU here
@@ -76,10 +77,11 @@ def split_batch(rgb: torch.Tensor, space: str) -> tuple[torch.Tensor, torch.Tens
 
 
 def _parameter_groups(model: nn.Module, config: TrainConfig) -> list[dict]:
-    """New layers at ``lr``; ImageNet-pretrained encoders (when loaded) at ``encoder_lr``."""
-    pretrained = bool(getattr(model.config, "pretrained", False))
-    encoder = getattr(model, "encoder", None) if pretrained else None
-    if encoder is None or not hasattr(encoder, "stages"):
+    """New layers at ``lr``; an encoder whose ImageNet weights were actually loaded at ``encoder_lr``.
+
+    A randomly initialised encoder (no local ImageNet file) learns at ``lr``: at 3e-6 it would barely move."""
+    encoder = getattr(model, "encoder", None)
+    if not getattr(encoder, "imagenet_loaded", False):
         return [{"params": [p for p in model.parameters() if p.requires_grad], "lr": config.lr}]
     encoder_ids = {id(p) for p in encoder.parameters()}
     return [
@@ -101,6 +103,17 @@ def bin_histogram(cache: PhotoCache, model: nn.Module, pixels_per_photo: int = 4
     return counts
 
 
+def _initial_model(config: TrainConfig) -> nn.Module:
+    """The model stored in ``config.init``, in fp32 and trainable; its architecture must match ``config.model``."""
+    model, info = load_weights(config.init)
+    if info.architecture != config.model:
+        raise ValueError(f"{config.init} holds a {info.architecture!r}, not a {config.model!r}; pass --model "
+                         f"{info.architecture}")
+    if config.model_config:
+        raise ValueError("--model-config cannot change a model loaded with --init")
+    return model.float().train().requires_grad_(True)
+
+
 class Trainer:
     """Holds a run's state; ``fit()`` trains until the epoch or time budget is spent."""
 
@@ -113,9 +126,12 @@ class Trainer:
         self.out.mkdir(parents=True, exist_ok=True)
         torch.manual_seed(config.seed)
         torch.set_num_threads(config.threads)
-        model_config = dict(config.model_config)
-        model_config.setdefault("head", "classify" if config.loss == "classify" else "regress")
-        self.model = models.create(config.model, **model_config)
+        if config.init:
+            self.model = _initial_model(config)
+        else:
+            model_config = dict(config.model_config)
+            model_config.setdefault("head", "classify" if config.loss == "classify" else "regress")
+            self.model = models.create(config.model, **model_config)
         if (config.loss == "classify") != (self.model.config.head == "classify"):
             raise ValueError(f"loss {config.loss!r} does not fit a {self.model.config.head!r} head")
         self.space = color_space_of(self.model)

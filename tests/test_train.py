@@ -85,6 +85,49 @@ def test_exported_weights_rebuild_the_model(tmp_path):
                                atol=2e-2, rtol=0)  # fp16 storage
 
 
+def test_init_fine_tunes_from_weights_with_fresh_rebalancing(tmp_path):
+    from colorizer.weights import load_weights
+
+    source = make_trainer(tmp_path / "source", loss="classify", epochs=1)
+    source.fit()
+    weights = tmp_path / "source" / "best.safetensors"
+    config = TrainConfig(model="context_unet", init=str(weights), out=str(tmp_path / "tuned"), loss="classify",
+                         size=32, max_crop=40, batch=4, steps_per_epoch=1, epochs=1, rebalance_mix=0.1,
+                         progress=False)
+    tuned = Trainer(config, synthetic_cache(), synthetic_cache(2, seed=1))
+    stored, _ = load_weights(weights)
+    stored_state = stored.state_dict()
+    for name, tensor in tuned.model.state_dict().items():
+        if not name.endswith("class_weights"):
+            torch.testing.assert_close(tensor, stored_state[name])
+    # a smaller mix gives rare bins more weight: the spread of the rebalancing weights grows
+    assert tuned.model.bins.class_weights.std() > source.model.bins.class_weights.std()
+    assert np.isfinite(tuned.fit()[0]["train_loss"])
+    with pytest.raises(ValueError, match="not a 'unet'"):
+        Trainer(TrainConfig(model="unet", init=str(weights), out=str(tmp_path / "wrong"), progress=False),
+                synthetic_cache(), synthetic_cache(2, seed=1))
+
+
+def test_random_init_encoder_learns_at_the_full_rate(tmp_path, monkeypatch):
+    from colorizer import models
+    from colorizer.train import _parameter_groups
+
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path))  # no ImageNet file anywhere
+    monkeypatch.delenv("COLORIZER_PRETRAINED_DIR", raising=False)
+    config = TrainConfig(lr=1e-3, encoder_lr=3e-6)
+    random_init = models.create("resnet18_unet")
+    assert not random_init.encoder.imagenet_loaded
+    assert [group["lr"] for group in _parameter_groups(random_init, config)] == [1e-3]
+
+    import torchvision
+    torch.save(torchvision.models.resnet18(weights=None).state_dict(), tmp_path / "resnet18-f37072fd.pth")
+    monkeypatch.setenv("COLORIZER_PRETRAINED_DIR", str(tmp_path))
+    loaded = models.create("resnet18_unet")
+    groups = _parameter_groups(loaded, config)
+    assert loaded.encoder.imagenet_loaded and [group["lr"] for group in groups] == [3e-6, 1e-3]
+    assert sum(len(g["params"]) for g in groups) == len(list(loaded.parameters()))
+
+
 def test_near_grayscale_photos_are_detected():
     gray = np.repeat(np.random.default_rng(0).integers(0, 255, (20, 20, 1)), 3, axis=2).astype(np.uint8)
     assert is_near_grayscale(gray)

@@ -54,17 +54,18 @@ def build_backbone(name: str, pretrained: bool, pretrained_path: str | None = No
     if name not in ENCODER_CHANNELS:
         raise KeyError(f"unknown encoder {name!r}; expected one of {sorted(ENCODER_CHANNELS)}")
     model = getattr(torchvision.models, name)(weights=None)
-    if pretrained:
-        load_imagenet_weights(model, _weights()[name], pretrained_path)
+    # recorded so training gives a random-init encoder the full learning rate, not the fine-tuning one
+    model.imagenet_loaded = bool(pretrained) and load_imagenet_weights(model, _weights()[name], pretrained_path)
     return model
 
 
 class Encoder(nn.Module):
     """Runs ``stages`` in order and returns every stage's output."""
 
-    def __init__(self, name: str, stages: list[nn.Module], repeat_gray: bool):
+    def __init__(self, name: str, stages: list[nn.Module], repeat_gray: bool, imagenet_loaded: bool = False):
         super().__init__()
         self.name = name
+        self.imagenet_loaded = imagenet_loaded
         self.channels = ENCODER_CHANNELS[name]
         self.stages = nn.ModuleList(stages)
         self.repeat_gray = repeat_gray
@@ -124,4 +125,4 @@ def create_encoder(name: str, pretrained: bool = True, pretrained_path: str | No
             b.layer3,
             b.layer4,
         ]
-    return Encoder(name, stages, repeat_gray)
+    return Encoder(name, stages, repeat_gray, backbone.imagenet_loaded)
