@@ -103,15 +103,15 @@ def bin_histogram(cache: PhotoCache, model: nn.Module, pixels_per_photo: int = 4
     return counts
 
 
-def _initial_model(config: TrainConfig) -> nn.Module:
-    """The model stored in ``config.init``, in fp32 and trainable; its architecture must match ``config.model``."""
+def _initial_model(config: TrainConfig) -> tuple[nn.Module, dict]:
+    """The model stored in ``config.init`` (fp32, trainable) and its training record; the architecture must match."""
     model, info = load_weights(config.init)
     if info.architecture != config.model:
         raise ValueError(f"{config.init} holds a {info.architecture!r}, not a {config.model!r}; pass --model "
                          f"{info.architecture}")
     if config.model_config:
         raise ValueError("--model-config cannot change a model loaded with --init")
-    return model.float().train().requires_grad_(True)
+    return model.float().train().requires_grad_(True), info.training
 
 
 class Trainer:
@@ -126,8 +126,9 @@ class Trainer:
         self.out.mkdir(parents=True, exist_ok=True)
         torch.manual_seed(config.seed)
         torch.set_num_threads(config.threads)
+        self.init_training: dict = {}  # the starting file's training record, when fine-tuning
         if config.init:
-            self.model = _initial_model(config)
+            self.model, self.init_training = _initial_model(config)
         else:
             model_config = dict(config.model_config)
             model_config.setdefault("head", "classify" if config.loss == "classify" else "regress")
@@ -285,7 +286,9 @@ class Trainer:
             training={"loss": self.config.loss, "epochs": self.epoch, "minutes": round(self.elapsed / 60, 1),
                       "images_seen": self.epoch * self.steps_per_epoch * self.config.batch,
                       "crop": self.config.size, "batch": self.config.batch, "data": self.config.data,
-                      "train_photos": len(self.train_cache)},
+                      "train_photos": len(self.train_cache), "lr": self.config.lr,
+                      **({"rebalance_mix": self.config.rebalance_mix} if self.config.loss == "classify" else {}),
+                      **({"init": self.config.init, "init_training": self.init_training} if self.config.init else {})},
             metrics=metrics,
         )
         save_weights(self.model, path, info)

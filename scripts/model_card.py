@@ -19,6 +19,17 @@ TERMS = ("Trained on `../shared/data/train` (ImageNet sample images, BSDS500, NI
          "and these weights inherit them. Use them for research and non-commercial purposes only.")
 
 
+def _fine_tune_row(training: dict) -> str:
+    """A table row naming the starting weights of a fine-tuned model, with both stages' budgets."""
+    if not training.get("init"):
+        return ""
+    base = training.get("init_training", {})
+    total = round(base.get("minutes", 0) + training.get("minutes", 0), 1)
+    return (f"| fine-tuned from | `{training['init']}` ({base.get('epochs')} epochs, {base.get('minutes')} min, "
+            f"rebalancing lambda {base.get('rebalance_mix', 0.5)}); then lambda {training.get('rebalance_mix')}, "
+            f"lr {training.get('lr')}; {total} min in all |\n")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("name")
@@ -46,7 +57,7 @@ def main() -> None:
 | loss | `{training.get('loss')}` (rebalanced cross-entropy over {len(colorizer.model.bins.centers) if colorizer.model.bins is not None else 0} in-gamut ab bins, Zhang et al. 2016) |
 | training data | {training.get('train_photos')} photos of `{training.get('data')}`, random crops {training.get('crop')} px (scale-jittered), batch {training.get('batch')} |
 | training | {training.get('epochs')} epochs, {training.get('images_seen')} crops, {training.get('minutes')} min wall time on 2 CPU cores (shared with development work) |
-| working size | {info.working_size} px on the short side (network input); output at the photo's full resolution |
+{_fine_tune_row(training)}| working size | {info.working_size} px on the short side (network input); output at the photo's full resolution |
 
 ## Terms
 

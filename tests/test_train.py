@@ -103,6 +103,11 @@ def test_init_fine_tunes_from_weights_with_fresh_rebalancing(tmp_path):
     # a smaller mix gives rare bins more weight: the spread of the rebalancing weights grows
     assert tuned.model.bins.class_weights.std() > source.model.bins.class_weights.std()
     assert np.isfinite(tuned.fit()[0]["train_loss"])
+    from colorizer.weights import read_info
+
+    record = read_info(tmp_path / "tuned" / "best.safetensors").training
+    assert record["init"] == str(weights) and record["rebalance_mix"] == 0.1
+    assert record["init_training"]["epochs"] == 1
     with pytest.raises(ValueError, match="not a 'unet'"):
         Trainer(TrainConfig(model="unet", init=str(weights), out=str(tmp_path / "wrong"), progress=False),
                 synthetic_cache(), synthetic_cache(2, seed=1))

@@ -1,0 +1,78 @@
+"""A sheet of old photos (no ground truth) colorized by several models side by side, for looking rather than reading.
+
+A model is a shipped name, an architecture or a .safetensors path, optionally with ``@T`` for another annealed-mean
+temperature (``balanced``, ``vivid``, ``/root/runs/x/last.safetensors@0.3``).
+Usage: PYTHONPATH=. python scripts/historical_sheet.py ../shared/data/historical --models balanced,vivid \
+           --count 12 --out /root/runs/historical.jpg
+"""
+
+import argparse
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from colorizer import Colorizer
+from colorizer.data import list_images
+from colorizer.imageio import load_photo
+
+
+def spread(paths: list[Path], count: int) -> list[Path]:
+    """``count`` paths taken evenly over the sorted list, so every subfolder is represented."""
+    if len(paths) <= count:
+        return paths
+    return [paths[int(i)] for i in np.linspace(0, len(paths) - 1, count)]
+
+
+def load_model(spec: str) -> tuple[str, Colorizer]:
+    name, _, temperature = spec.partition("@")
+    colorizer = Colorizer.from_file(name, device="cpu") if name.endswith(".safetensors") else Colorizer(name, device="cpu")
+    label = Path(name).parent.name if name.endswith(".safetensors") else name
+    if temperature:
+        colorizer.temperature = float(temperature)
+        label += f" T={temperature}"
+    return label, colorizer
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("folder")
+    parser.add_argument("--models", default="balanced,vivid")
+    parser.add_argument("--count", type=int, default=12)
+    parser.add_argument("--size", type=int, default=None, help="working size (default: each model's)")
+    parser.add_argument("--thumb", type=int, default=240, help="thumbnail height in pixels")
+    parser.add_argument("--out", required=True)
+    args = parser.parse_args()
+    torch.set_num_threads(2)
+
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    colorizers = [load_model(spec) for spec in args.models.split(",")]
+    paths = spread(list_images(args.folder), args.count)
+    columns = 1 + len(colorizers)
+    inch = args.thumb / 100
+    figure, axes = plt.subplots(len(paths), columns, figsize=(columns * inch * 1.3, len(paths) * inch), squeeze=False)
+    for row, path in enumerate(paths):
+        photo = load_photo(path)
+        panels = [(np.asarray(photo.gray), "input", "gray")]
+        for label, colorizer in colorizers:
+            panels.append((np.asarray(colorizer.colorize_photo(photo, size=args.size)), label, None))
+        for column, (image, title, cmap) in enumerate(panels):
+            axis = axes[row, column]
+            axis.imshow(image, cmap=cmap, vmin=0 if cmap else None, vmax=255 if cmap else None)
+            axis.set_xticks([])
+            axis.set_yticks([])
+            if row == 0:
+                axis.set_title(title, fontsize=10)
+        axes[row, 0].set_ylabel(path.stem[:20], fontsize=7)
+        print(f"{row + 1}/{len(paths)} {path}", flush=True)
+    figure.tight_layout()
+    figure.savefig(args.out, dpi=100)
+    print(f"wrote {args.out}")
+
+
+if __name__ == "__main__":
+    main()
