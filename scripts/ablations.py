@@ -35,15 +35,15 @@ class Ablation:
 
 
 ABLATIONS = [
-    Ablation("context_unet_classify", "context_unet", "classify", "this project (the shipped models' architecture)"),
-    Ablation("unet_classify", "unet", "classify", "from-scratch U-Net with Zhang et al.'s loss"),
-    Ablation("unet_mse", "unet", "mse", "DeepColor from-scratch U-Net"),
-    Ablation("vgg19_unet_blur", "vgg19_unet", "blur", "Brown: VGG-19 U-Net, Gaussian-blur perceptual loss"),
-    Ablation("vgg16_regression_huber", "vgg16_regression", "huber", "UCSD: VGG-16 regression in LUV"),
-    Ablation("fusion_vgg16_mse", "fusion_vgg16", "mse", "Manipal: encoder + VGG-16 class vector fusion"),
-    Ablation("densenet121_unet_mse", "densenet121_unet", "mse", "DeepColor DenseNet-121 U-Net"),
-    Ablation("mobilenet_unet_mse", "mobilenet_unet", "mse", "DeepColor MobileNetV2 U-Net"),
-    Ablation("resnet18_unet_gan", "resnet18_unet", "gan", "OrGANic: ResNet-18 U-Net + PatchGAN (2 L1 epochs first)",
+    Ablation("context_unet_classify", "context_unet", "classify", "this project"),
+    Ablation("unet_classify", "unet", "classify", "DeepColor U-Net, Zhang et al.'s loss"),
+    Ablation("unet_mse", "unet", "mse", "DeepColor"),
+    Ablation("vgg19_unet_blur", "vgg19_unet", "blur", "Brown"),
+    Ablation("vgg16_regression_huber", "vgg16_regression", "huber", "UCSD, in LUV"),
+    Ablation("fusion_vgg16_mse", "fusion_vgg16", "mse", "Manipal"),
+    Ablation("densenet121_unet_mse", "densenet121_unet", "mse", "DeepColor"),
+    Ablation("mobilenet_unet_mse", "mobilenet_unet", "mse", "DeepColor"),
+    Ablation("resnet18_unet_gan", "resnet18_unet", "gan", "OrGANic, + PatchGAN, 2 L1 epochs first",
              ["--gan-pretrain-epochs", "2"]),
 ]
 
@@ -84,10 +84,10 @@ def evaluate(ablation: Ablation, run: Path, val: str) -> dict:
 
 
 def table(rows: list[dict]) -> str:
-    lines = ["| run | params (M) | loss | train img/s | epochs (images) | dPSNR vs gray (dB) | SSIM | ab error | "
-             "colourfulness / gt |", "|---|---:|---|---:|---:|---:|---:|---:|---:|"]
+    lines = ["| architecture (paper) | params (M) | loss | train img/s | epochs (crops) | PSNR - gray (dB) | SSIM | "
+             "ab error | colourfulness / gt |", "|---|---:|---|---:|---:|---:|---:|---:|---:|"]
     for r in sorted(rows, key=lambda r: -r["dpsnr"]):
-        lines.append(f"| `{r['model']}` | {r['parameters_m']} | {r['loss']} | {r['train_images_per_s']} | "
+        lines.append(f"| `{r['model']}` ({r['note']}) | {r['parameters_m']} | {r['loss']} | {r['train_images_per_s']} | "
                      f"{r['epochs']} ({r['images_seen']}) | {r['dpsnr']:+.2f} | {r['ssim']:.4f} | {r['ab_error']:.2f} | "
                      f"{r['cf_ratio']:.2f} |")
     return "\n".join(lines)
@@ -118,7 +118,7 @@ def main() -> None:
                 print(f"{time.strftime('%H:%M:%S')} training {ablation.name}", flush=True)
                 train(ablation, run, args)
             metrics_path.write_text(json.dumps(evaluate(ablation, run, args.val), indent=1))
-        rows.append(json.loads(metrics_path.read_text()))
+        rows.append({**json.loads(metrics_path.read_text()), "note": ablation.note})
         print(f"{time.strftime('%H:%M:%S')} {ablation.name}: {rows[-1]}", flush=True)
     (runs / "table.md").write_text(table(rows) + "\n")
     print(table(rows))

@@ -57,12 +57,12 @@ def main() -> None:
     figure, axes = plt.subplots(len(paths), columns, figsize=(columns * inch * 1.3, len(paths) * inch), squeeze=False)
     for row, path in enumerate(paths):
         photo = load_photo(path)
-        panels = [(np.asarray(photo.gray), "input", "gray")]
+        panels = [(photo.gray, "input", "gray")]  # float in [0, 1]
         for label, colorizer in colorizers:
             panels.append((np.asarray(colorizer.colorize_photo(photo, size=args.size)), label, None))
         for column, (image, title, cmap) in enumerate(panels):
             axis = axes[row, column]
-            axis.imshow(image, cmap=cmap, vmin=0 if cmap else None, vmax=255 if cmap else None)
+            axis.imshow(image, cmap=cmap, vmin=0 if cmap else None, vmax=1 if cmap else None)
             axis.set_xticks([])
             axis.set_yticks([])
             if row == 0:
