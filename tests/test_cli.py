@@ -61,6 +61,15 @@ def test_models_lists_registry():
         assert name in result.stdout
 
 
+def test_output_cut_short_by_a_closed_pipe_is_not_a_traceback():
+    reader = subprocess.Popen([sys.executable, "-m", "colorizer", "models"], stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, cwd=ROOT)
+    reader.stdout.close()  # like `| head` exiting before the listing is written
+    stderr = reader.stderr.read().decode()
+    assert reader.wait(timeout=60) == 141
+    assert "Traceback" not in stderr and "BrokenPipe" not in stderr
+
+
 def test_evaluate_prints_table_and_is_deterministic(tiny_weights, tmp_path):
     from skimage import data
 
