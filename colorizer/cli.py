@@ -86,7 +86,6 @@ def _make_colorizer(args, **kwargs):
 
 
 def _expand_inputs(inputs: list[str]) -> list[Path]:
-
     paths = []
     for item in inputs:
         path = Path(item)

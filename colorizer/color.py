@@ -16,7 +16,7 @@ from __future__ import annotations
 import torch
 
 # D65 reference white, 2-degree observer (CIE 15:2004), Y normalised to 1.
-_WHITE_D65 = (0.95047, 1.0, 1.08883)
+WHITE_D65 = (0.95047, 1.0, 1.08883)
 
 # sRGB (linear) -> XYZ, D65 (IEC 61966-2-1). Same values as skimage.color.colorconv.xyz_from_rgb.
 _RGB_TO_XYZ = (
@@ -70,8 +70,6 @@ def xyz_to_linear_rgb_matrix(like: torch.Tensor | None = None) -> torch.Tensor:
     return inverse if like is None else inverse.to(device=like.device, dtype=like.dtype)
 
 
-WHITE_D65 = _WHITE_D65
-
 
 def xyz_to_rgb(xyz: torch.Tensor) -> torch.Tensor:
     """CIE XYZ (D65) -> sRGB, not clipped: out-of-gamut colours fall outside [0, 1]."""
@@ -91,7 +89,7 @@ def lab_f_inverse(f: torch.Tensor) -> torch.Tensor:
 def xyz_to_lab(xyz: torch.Tensor) -> torch.Tensor:
     """CIE XYZ (D65) -> CIELAB: L in [0, 100], a and b roughly in [-128, 128] (CIE 15:2004)."""
     _check_image(xyz, "xyz")
-    white = _matrix(_WHITE_D65, xyz).view(3, 1, 1)
+    white = _matrix(WHITE_D65, xyz).view(3, 1, 1)
     fx, fy, fz = _lab_f(xyz / white).unbind(-3)
     return torch.stack((116 * fy - 16, 500 * (fx - fy), 200 * (fy - fz)), dim=-3)
 
@@ -103,7 +101,7 @@ def lab_to_xyz(lab: torch.Tensor) -> torch.Tensor:
     fy = (lightness + 16) / 116
     fx = fy + a / 500
     fz = fy - b / 200
-    white = _matrix(_WHITE_D65, lab).view(3, 1, 1)
+    white = _matrix(WHITE_D65, lab).view(3, 1, 1)
     xyz = torch.stack((lab_f_inverse(fx), lab_f_inverse(fy), lab_f_inverse(fz)), dim=-3)
     return xyz * white
 
@@ -130,7 +128,7 @@ def _uv_prime(xyz: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
 def xyz_to_luv(xyz: torch.Tensor) -> torch.Tensor:
     """CIE XYZ (D65) -> CIELUV: L in [0, 100], u in about [-83, 175], v in about [-134, 107] for sRGB."""
     _check_image(xyz, "xyz")
-    white = _matrix(_WHITE_D65, xyz)
+    white = _matrix(WHITE_D65, xyz)
     u_white, v_white = _uv_prime(white.view(3, 1, 1))
     y = xyz[..., 1, :, :] / white[1]
     lightness = torch.where(y > _EPSILON, 116 * y.clamp(min=_EPSILON) ** (1 / 3) - 16, _KAPPA * y)
@@ -142,7 +140,7 @@ def luv_to_xyz(luv: torch.Tensor) -> torch.Tensor:
     """CIELUV (D65) -> CIE XYZ."""
     _check_image(luv, "luv")
     lightness, u, v = luv.unbind(-3)
-    white = _matrix(_WHITE_D65, luv)
+    white = _matrix(WHITE_D65, luv)
     u_white, v_white = _uv_prime(white.view(3, 1, 1))
     y = torch.where(lightness > 8, ((lightness + 16) / 116) ** 3, lightness / _KAPPA) * white[1]
     safe_l = torch.where(lightness.abs() < 1e-8, torch.ones_like(lightness), lightness)

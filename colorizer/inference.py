@@ -27,6 +27,9 @@ log = logging.getLogger(__name__)
 DEFAULT_MODEL = "balanced"  # the shipped model used when none is named
 MERGE_ROWS = 256  # rows per chunk of the full-resolution merge: bounds memory on 50-megapixel photos
 LUT_SIZE = 65536  # 16-bit lookup tables: finer than any 8- or 16-bit input or output step
+_XYZ_TO_RGB = xyz_to_linear_rgb_matrix().tolist()  # rows of the merge's per-channel sums
+
+
 def resolve_model(name: str | os.PathLike | None, weights_dir: str | os.PathLike = WEIGHTS_DIR,
                   device: torch.device | str = "cpu") -> tuple[torch.nn.Module, WeightsInfo | None, str]:
     """A weights file path, a shipped model name or a registry architecture -> (model, info, display name)."""
@@ -83,7 +86,7 @@ def _lab_merge_rows(gray: torch.Tensor, ab: torch.Tensor) -> torch.Tensor:
     x = lab_f_inverse(fx).mul_(WHITE_D65[0])
     z = lab_f_inverse(fz).mul_(WHITE_D65[2])
     out = torch.empty((*gray.shape, 3), dtype=torch.uint8)
-    for channel, (mx, my, mz) in enumerate(xyz_to_linear_rgb_matrix().tolist()):
+    for channel, (mx, my, mz) in enumerate(_XYZ_TO_RGB):
         linear = (x * mx).add_(y, alpha=my).add_(z, alpha=mz).clamp_(0, 1)
         out[..., channel] = to_srgb[linear.mul_(LUT_SIZE - 1).round_().long()]
     return out
