@@ -317,10 +317,13 @@ class Trainer:
                    "minutes": self.elapsed / 60}
             self.history.append(row)
             improved = metrics["val_loss"] < self.best_val
+            rounded = {k: round(v, 5) for k, v in metrics.items()}
             if improved:
                 self.best_val = metrics["val_loss"]
-                self.export(self.out / "best.safetensors", {k: round(v, 5) for k, v in metrics.items()})
+                self.export(self.out / "best.safetensors", rounded)
             self.save_checkpoint()
+            # the latest weights too: the validation loss that picks "best" is noisy, so runs are compared on metrics
+            self.export(self.out / "last.safetensors", rounded)
             self._write_log()
             log.info("epoch %d  train %.4f  val %.4f%s  %.1f img/s  %.1f min", self.epoch, row["train_loss"],
                      metrics["val_loss"], " (best)" if improved else "", row["images_per_s"], self.elapsed / 60)

@@ -56,7 +56,7 @@ def train(ablation: Ablation, run: Path, args) -> None:
         command.append("--resume")  # an interrupted run continues rather than restarting
     with open(run.with_suffix(".log"), "a") as log:
         subprocess.run(command, check=True, stdout=log, stderr=subprocess.STDOUT)
-    subprocess.run([sys.executable, str(Path(__file__).parent / "export_last.py"), str(run)], check=True)
+    (run / "trained").touch()
 
 
 def evaluate(ablation: Ablation, run: Path, val: str) -> dict:
@@ -114,7 +114,7 @@ def main() -> None:
         metrics_path = run / "metrics.json"
         if not metrics_path.exists():
             run.mkdir(exist_ok=True)
-            if not (run / "last.safetensors").exists():  # written only once training has finished
+            if not (run / "trained").exists():
                 print(f"{time.strftime('%H:%M:%S')} training {ablation.name}", flush=True)
                 train(ablation, run, args)
             metrics_path.write_text(json.dumps(evaluate(ablation, run, args.val), indent=1))

@@ -26,7 +26,7 @@ def spread(paths: list[Path], count: int) -> list[Path]:
 
 def load_model(spec: str) -> tuple[str, Colorizer]:
     name, _, temperature = spec.partition("@")
-    colorizer = Colorizer.from_file(name, device="cpu") if name.endswith(".safetensors") else Colorizer(name, device="cpu")
+    colorizer = Colorizer(name, device="cpu")  # a shipped name, an architecture or a weights file
     label = Path(name).parent.name if name.endswith(".safetensors") else name
     if temperature:
         colorizer.temperature = float(temperature)

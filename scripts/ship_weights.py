@@ -1,7 +1,7 @@
 """Copy a training run's best weights into weights/ under a product name, with decoding settings and metrics.
 
 Usage: python scripts/ship_weights.py RUN_DIR NAME --temperature T --description TEXT [--metrics JSON]
-           [--file last.safetensors] [--training JSON]
+           [--file last.safetensors]
        python scripts/ship_weights.py --preset NAME --base BASE --temperature T --description TEXT [--metrics JSON]
 """
 
@@ -20,7 +20,6 @@ def main() -> None:
     parser.add_argument("--description", required=True)
     parser.add_argument("--metrics", default="{}")
     parser.add_argument("--file", default="best.safetensors", help="which of the run's weight files to ship")
-    parser.add_argument("--training", default="{}", help="JSON merged into the training record (e.g. a fine-tune's base)")
     parser.add_argument("--preset", action="store_true", help="write NAME.preset.json pointing at --base")
     parser.add_argument("--base", default=None)
     args = parser.parse_args()
@@ -31,7 +30,6 @@ def main() -> None:
         (WEIGHTS_DIR / f"{args.name}.preset.json").write_text(json.dumps(preset, indent=2) + "\n")
         return
     model, info = load_weights(Path(args.run) / args.file)
-    info.training = {**info.training, **json.loads(args.training)}
     model.config.temperature = args.temperature
     info.config = model.config.to_dict()
     info.description = args.description

@@ -60,6 +60,7 @@ def test_every_loss_trains_an_epoch(tmp_path, loss):
     history = trainer.fit()
     assert len(history) == 1 and np.isfinite(history[0]["train_loss"])
     assert (tmp_path / "best.safetensors").exists() and (tmp_path / "last.pt").exists()
+    assert (tmp_path / "last.safetensors").exists()
     assert (tmp_path / "log.csv").read_text().startswith("epoch,train_loss")
     assert (tmp_path / "curves.png").stat().st_size > 1000
 
