@@ -16,47 +16,81 @@ def _add_train(subparsers) -> None:
     from colorizer.train import TrainConfig
 
     defaults = TrainConfig()
-    p = subparsers.add_parser("train", help="train a model on a folder of color photos")
-    p.add_argument("--model", default=defaults.model, help="registry name (python -m colorizer models)")
-    p.add_argument("--model-config", default="{}", help='JSON overrides of the model config, e.g. \'{"width": 24}\'')
-    p.add_argument("--data", required=True, help="folder tree of training photos")
-    p.add_argument("--val", default=None, help="folder of validation photos (default: hold out --val-fraction)")
-    p.add_argument("--val-fraction", type=float, default=defaults.val_fraction)
-    p.add_argument("--out", required=True, help="run directory")
-    p.add_argument("--loss", default=defaults.loss, choices=["mse", "huber", "blur", "classify", "gan"])
-    p.add_argument("--size", type=int, default=defaults.size, help="training crop side")
-    p.add_argument("--max-crop", type=int, default=defaults.max_crop, help="largest crop before resizing to --size")
-    p.add_argument("--batch", type=int, default=defaults.batch)
-    p.add_argument("--epochs", type=int, default=defaults.epochs)
-    p.add_argument("--minutes", type=float, default=None, help="wall-clock budget of this invocation")
-    p.add_argument("--steps-per-epoch", type=int, default=None)
-    p.add_argument("--lr", type=float, default=defaults.lr)
-    p.add_argument("--encoder-lr", type=float, default=defaults.encoder_lr)
-    p.add_argument("--gan-pretrain-epochs", type=int, default=defaults.gan_pretrain_epochs)
-    p.add_argument("--rebalance-mix", type=float, default=defaults.rebalance_mix,
+    # Only flags the user typed reach the config (SUPPRESS), so a --recipe keeps every value its paper sets
+    # unless the command line overrides it.
+    p = subparsers.add_parser("train", help="train a model on a folder of color photos",
+                              argument_default=argparse.SUPPRESS)
+    p.add_argument("--recipe", nargs="?", const="", help="a source paper's system and training recipe; "
+                   "without a name, list them")
+    p.add_argument("--model", help=f"registry name (python -m colorizer models; default {defaults.model})")
+    p.add_argument("--model-config", help='JSON overrides of the model config, e.g. \'{"width": 24}\'')
+    p.add_argument("--data", help="folder tree of training photos (required to train)")
+    p.add_argument("--val", help="folder of validation photos (default: hold out --val-fraction)")
+    p.add_argument("--val-fraction", type=float, help=f"default {defaults.val_fraction}")
+    p.add_argument("--out", help="run directory (required to train)")
+    p.add_argument("--loss", choices=["mse", "huber", "blur", "classify", "gan"], help=f"default {defaults.loss}")
+    p.add_argument("--size", type=int, help=f"training crop side (default {defaults.size})")
+    p.add_argument("--max-crop", type=int, help="largest crop before resizing to --size")
+    p.add_argument("--cache-side", type=int, help=f"photos are decoded at this short side (default {defaults.cache_side})")
+    p.add_argument("--batch", type=int, help=f"default {defaults.batch}")
+    p.add_argument("--epochs", type=int, help="upper bound on epochs (checkpoint intervals)")
+    p.add_argument("--minutes", type=float, help="wall-clock budget of this invocation")
+    p.add_argument("--budget-images", type=int, help="stop once this many crops were seen (over all resumes)")
+    p.add_argument("--steps-per-epoch", type=int, help="batches between validations and checkpoints")
+    p.add_argument("--lr", type=float, help=f"Adam learning rate (default {defaults.lr})")
+    p.add_argument("--encoder-lr", type=float, help="learning rate of an ImageNet-loaded encoder "
+                   f"(default {defaults.encoder_lr}; pass the --lr value for one rate everywhere)")
+    p.add_argument("--beta1", type=float, help="Adam beta1 (0.9; the GAN papers use 0.5)")
+    p.add_argument("--weight-decay", type=float, help=f"default {defaults.weight_decay}")
+    p.add_argument("--schedule", choices=["plateau", "none"], help="ReduceLROnPlateau on the validation loss, or none")
+    p.add_argument("--plateau-patience", type=int, help=f"default {defaults.plateau_patience}")
+    p.add_argument("--freeze-encoder", action="store_true", help="freeze an ImageNet-loaded encoder (Brown)")
+    p.add_argument("--no-hflip", dest="hflip", action="store_false", help="no random horizontal flips")
+    p.add_argument("--vflip", action="store_true", help="random vertical flips too")
+    p.add_argument("--bn-crops", type=int, help="crops for BatchNorm re-estimation before validation (0: off)")
+    p.add_argument("--gan-l1-weight", type=float, help=f"lambda of the L1 term (default {defaults.gan_l1_weight})")
+    p.add_argument("--gan-pretrain-epochs", type=int, help="epochs of L1 alone before the adversarial loss")
+    p.add_argument("--gan-real-label", type=float, help="discriminator target for real pairs (0.9: label smoothing)")
+    p.add_argument("--d-lr", type=float, help=f"discriminator learning rate (default {defaults.d_lr})")
+    p.add_argument("--rebalance-mix", type=float,
                    help="classify: lambda of class rebalancing (0.5 as Zhang et al.; smaller favours rare colours)")
-    p.add_argument("--init", default=None, help="fine-tune: start from this .safetensors file (not a resume)")
-    p.add_argument("--seed", type=int, default=defaults.seed)
-    p.add_argument("--threads", type=int, default=defaults.threads)
-    p.add_argument("--cache-dir", default=None, help="where decoded photos are kept (default: RUN_DIR/cache)")
+    p.add_argument("--init", help="fine-tune: start from this .safetensors file (not a resume)")
+    p.add_argument("--seed", type=int)
+    p.add_argument("--threads", type=int)
+    p.add_argument("--cache-dir", help="where decoded photos are kept (default: RUN_DIR/cache)")
     p.add_argument("--resume", action="store_true", help="continue from RUN_DIR/last.pt")
-    p.add_argument("--no-progress", action="store_true", help="no progress bars (for log files)")
+    p.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bars (for log files)")
+
+
+def _train_overrides(args) -> dict:
+    values = {k: v for k, v in vars(args).items() if k not in ("command", "verbose", "recipe", "resume", "beta1")}
+    if "model_config" in values:
+        values["model_config"] = json.loads(values["model_config"])
+    if "beta1" in vars(args):
+        values["betas"] = (args.beta1, 0.999)
+    return values
 
 
 def _run_train(args) -> int:
+    from colorizer import recipes
     from colorizer.train import TrainConfig, train
 
-    config = TrainConfig(
-        model=args.model, model_config=json.loads(args.model_config), data=args.data, val=args.val,
-        val_fraction=args.val_fraction, out=args.out, loss=args.loss, size=args.size, max_crop=args.max_crop,
-        batch=args.batch, epochs=args.epochs, minutes=args.minutes, steps_per_epoch=args.steps_per_epoch,
-        lr=args.lr, encoder_lr=args.encoder_lr, gan_pretrain_epochs=args.gan_pretrain_epochs,
-        rebalance_mix=args.rebalance_mix, init=args.init, seed=args.seed,
-        threads=args.threads, cache_dir=args.cache_dir, progress=not args.no_progress,
-    )
-    trainer = train(config, resume=args.resume)
-    print(f"trained {trainer.epoch} epochs ({trainer.elapsed / 60:.1f} min); best validation loss "
-          f"{trainer.best_val:.4f}; weights in {Path(args.out) / 'best.safetensors'}")
+    recipe = getattr(args, "recipe", None)
+    if recipe == "":
+        for name in recipes.list_recipes():
+            print(recipes.describe(recipes.get_recipe(name)) + "\n")
+        return 0
+    missing = [flag for flag in ("data", "out") if flag not in vars(args)]
+    if missing:
+        raise ValueError(f"train needs {' and '.join('--' + m for m in missing)}")
+    overrides = _train_overrides(args)
+    if recipe:
+        config = recipes.train_config(recipe, **overrides)
+    else:
+        config = TrainConfig(**overrides)
+    trainer = train(config, resume=getattr(args, "resume", False))
+    print(f"trained {trainer.epoch} epochs ({trainer.images_seen:,} crops, {trainer.elapsed / 60:.1f} min); "
+          f"weights in {Path(config.out) / 'last.safetensors'}")
     return 0
 
 

@@ -133,21 +133,25 @@ class CropSampler:
     ``size`` x ``size``: the network sees objects at several scales.
     """
 
-    def __init__(self, cache: PhotoCache, size: int, max_crop: int | None = None, seed: int = 0):
+    def __init__(self, cache: PhotoCache, size: int, max_crop: int | None = None, seed: int = 0,
+                 hflip: bool = True, vflip: bool = False):
         self.cache = cache
         self.size = size
         self.max_crop = max_crop or size
+        self.hflip, self.vflip = hflip, vflip
         self.generator = torch.Generator().manual_seed(seed)
 
     def _randint(self, high: int) -> int:
         return int(torch.randint(high, (1,), generator=self.generator))
 
-    def sample(self, batch_size: int) -> torch.Tensor:
-        """A float RGB batch (B, 3, size, size) in [0, 1]."""
+    def sample(self, batch_size: int, with_indices: bool = False):
+        """A float RGB batch (B, 3, size, size) in [0, 1] (and, ``with_indices``, each crop's photo index (B,))."""
         crop = self.size + self._randint(self.max_crop - self.size + 1)
-        crops = []
+        crops, indices = [], []
         for _ in range(batch_size):
-            photo = self.cache.photos[self._randint(len(self.cache))]
+            index = self._randint(len(self.cache))
+            indices.append(index)
+            photo = self.cache.photos[index]
             height, width = photo.shape[:2]
             side = min(crop, height, width)
             top, left = self._randint(height - side + 1), self._randint(width - side + 1)
@@ -155,10 +159,13 @@ class CropSampler:
             patch = patch.permute(2, 0, 1).float().div_(255).unsqueeze(0)  # (1, 3, side, side)
             if side != self.size:
                 patch = F.interpolate(patch, size=(self.size, self.size), mode="area")
-            if self._randint(2):
+            if self.hflip and self._randint(2):
                 patch = patch.flip(-1)
+            if self.vflip and self._randint(2):
+                patch = patch.flip(-2)
             crops.append(patch)
-        return torch.cat(crops)
+        batch = torch.cat(crops)
+        return (batch, torch.tensor(indices)) if with_indices else batch
 
     def state_dict(self) -> dict:
         return {"generator": self.generator.get_state()}

@@ -41,11 +41,21 @@ def gaussian_blur(image: torch.Tensor, size: int) -> torch.Tensor:
     return F.conv2d(padded, kernel, groups=channels)
 
 
+def per_pixel_distance(pred: torch.Tensor, target: torch.Tensor, eps: float = 1e-8) -> torch.Tensor:
+    """Mean over pixels of the per-pixel Euclidean distance over the chroma channels.
+
+    Brown's code computes Keras ``mse`` (a mean over the last, channel axis: one value per pixel), takes ``** 0.5``
+    per pixel and lets Keras average: sqrt(mean_c (p - t)^2) per pixel, then the mean. ``eps`` keeps the gradient
+    finite where a pixel is exact."""
+    return torch.sqrt(((pred - target) ** 2).mean(dim=1) + eps).mean()
+
+
 def blur(pred: torch.Tensor, target: torch.Tensor, eps: float = 1e-8) -> torch.Tensor:
-    """Brown's perceptual loss (Eq. 3): mean of RMSE at full sharpness and after 3x3 and 5x5 Gaussian blurs."""
-    terms = [torch.sqrt(F.mse_loss(pred, target) + eps)]
+    """Brown's perceptual loss (Eq. 3): the mean of the per-pixel distance at full sharpness and after 3x3 and 5x5
+    Gaussian blurs."""
+    terms = [per_pixel_distance(pred, target, eps)]
     for size in (3, 5):
-        terms.append(torch.sqrt(F.mse_loss(gaussian_blur(pred, size), gaussian_blur(target, size)) + eps))
+        terms.append(per_pixel_distance(gaussian_blur(pred, size), gaussian_blur(target, size), eps))
     return sum(terms) / 3
 
 
@@ -66,9 +76,11 @@ def chroma_target(chroma: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
     return F.adaptive_avg_pool2d(chroma, size)
 
 
-def gan_discriminator(real_logits: torch.Tensor, fake_logits: torch.Tensor) -> torch.Tensor:
-    """BCE of the discriminator (real -> 1, fake -> 0), halved as pix2pix does."""
-    real = F.binary_cross_entropy_with_logits(real_logits, torch.ones_like(real_logits))
+def gan_discriminator(real_logits: torch.Tensor, fake_logits: torch.Tensor, real_label: float = 1.0) -> torch.Tensor:
+    """BCE of the discriminator (real -> ``real_label``, fake -> 0), halved as pix2pix does.
+
+    ``real_label`` 0.9 is the one-sided label smoothing of Nazeri et al."""
+    real = F.binary_cross_entropy_with_logits(real_logits, torch.full_like(real_logits, real_label))
     fake = F.binary_cross_entropy_with_logits(fake_logits, torch.zeros_like(fake_logits))
     return 0.5 * (real + fake)
 
