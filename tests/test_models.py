@@ -87,13 +87,15 @@ def test_local_imagenet_weights_are_loaded_and_adapted(tmp_path, monkeypatch):
     model = models.create("resnet18_unet")
     first = model.encoder.stages[0][0]
     assert first.in_channels == 1
-    torch.testing.assert_close(first.weight, reference.conv1.weight.sum(dim=1, keepdim=True))
+    # with ImageNet weights loaded, the ImageNet input normalisation of gray (L + 1) / 2 is folded in
+    std = torch.tensor([0.229, 0.224, 0.225]).view(1, 3, 1, 1)
+    torch.testing.assert_close(first.weight, (reference.conv1.weight / (2 * std)).sum(dim=1, keepdim=True))
     torch.testing.assert_close(model.encoder.stages[4][0].conv1.weight, reference.layer4[0].conv1.weight)
 
 
 def test_explicit_missing_pretrained_file_raises():
     with pytest.raises(FileNotFoundError, match="nowhere.pth"):
-        models.create("mobilenet_unet", pretrained_path="/nowhere.pth")
+        models.create("densenet121_unet", pretrained_path="/nowhere.pth")
 
 
 def test_summed_first_conv_equals_rgb_conv_on_gray():

@@ -15,7 +15,8 @@ from colorizer.models.base import ColorModel, ModelConfig
 from colorizer.models.context_unet import ContextUNet, ContextUNetConfig
 from colorizer.models.encoder_unet import DenseNet121UNet, EncoderUNetConfig, MobileNetUNet, ResNet18UNet
 from colorizer.models.fusion import FusionConfig, FusionVGG16
-from colorizer.models.gan import PatchGAN, PatchGANConfig, ResNetGenerator, ResNetGeneratorConfig
+from colorizer.models.gan import (NazeriUNet, NazeriUNetConfig, PatchGAN, PatchGANConfig, ResNetGenerator,
+                                  ResNetGeneratorConfig)
 from colorizer.models.unet import UNet, UNetConfig
 from colorizer.models.vgg import VGG16Regression, VGG16RegressionConfig, VGG19UNet, VGG19UNetConfig
 
@@ -32,13 +33,17 @@ _REGISTRY: dict[str, ModelEntry] = {
     "context_unet": ModelEntry(ContextUNet, ContextUNetConfig, "colorizer",
                                "this project: compact U-Net, chroma at 1/4 resolution, global context"),
     "unet": ModelEntry(UNet, UNetConfig, "colorizer", "DeepColor from-scratch U-Net"),
-    "vgg19_unet": ModelEntry(VGG19UNet, VGG19UNetConfig, "colorizer", "Brown: VGG-19 U-Net, perceptual blur loss"),
+    "vgg19_unet": ModelEntry(VGG19UNet, VGG19UNetConfig, "colorizer", "Brown: VGG-19 U-Net, bottleneck at H/16"),
     "vgg16_regression": ModelEntry(VGG16Regression, VGG16RegressionConfig, "colorizer",
                                    "UCSD paper (Hwang & Zhou / Dahl): VGG-16 regression in LUV"),
     "fusion_vgg16": ModelEntry(FusionVGG16, FusionConfig, "colorizer",
                                "Manipal paper / Deep Koalarization: encoder + VGG-16 class-vector fusion"),
-    "densenet121_unet": ModelEntry(DenseNet121UNet, EncoderUNetConfig, "colorizer", "DeepColor DenseNet-121 U-Net"),
-    "mobilenet_unet": ModelEntry(MobileNetUNet, EncoderUNetConfig, "colorizer", "DeepColor MobileNetV2 U-Net"),
+    "densenet121_unet": ModelEntry(DenseNet121UNet, EncoderUNetConfig, "colorizer",
+                                   "DeepColor: DenseNet-121 encoder, plain or U-Net decoder"),
+    "mobilenet_unet": ModelEntry(MobileNetUNet, EncoderUNetConfig, "colorizer",
+                                 "DeepColor: MobileNet v1 encoder, plain or U-Net decoder"),
+    "nazeri_unet": ModelEntry(NazeriUNet, NazeriUNetConfig, "colorizer",
+                              "OrGANic / Nazeri et al.: the cGAN's U-Net generator"),
     "resnet18_unet": ModelEntry(ResNet18UNet, EncoderUNetConfig, "colorizer",
                                 "OrGANic / Shariatnia: ResNet-18 U-Net generator"),
     "resnet_generator": ModelEntry(ResNetGenerator, ResNetGeneratorConfig, "colorizer",

@@ -56,7 +56,8 @@ class ColorModel(nn.Module):
     def _forward(self, lightness: torch.Tensor) -> torch.Tensor:
         raise NotImplementedError
 
-    def forward(self, lightness: torch.Tensor) -> torch.Tensor:
+    def forward(self, lightness: torch.Tensor, **context) -> torch.Tensor:
+        """``context``: extra per-photo inputs of models that take them (Manipal's ``global_vector``)."""
         if lightness.dim() != 4 or lightness.shape[1] != 1:
             raise ValueError(f"expected normalised L of shape (B, 1, H, W), got {tuple(lightness.shape)}")
         height, width = lightness.shape[-2:]
@@ -66,7 +67,7 @@ class ColorModel(nn.Module):
             # reflect needs the pad to be smaller than the side; replicate works for any size
             mode = "reflect" if pad_h < height and pad_w < width else "replicate"
             lightness = F.pad(lightness, (0, pad_w, 0, pad_h), mode=mode)
-        out = self._forward(lightness)
+        out = self._forward(lightness, **context)
         stride = self.output_stride
         return out[..., : math.ceil(height / stride), : math.ceil(width / stride)]
 

@@ -1,13 +1,22 @@
-"""Encoder-fusion-decoder with a global classification vector (the Manipal paper; Deep Koalarization's fusion).
+"""Encoder-fusion-decoder with a global feature vector (the Manipal paper, 003; Deep Koalarization's fusion).
 
-Encoder: six stride-2 3x3 convs (64, 128, 256, 512, 512, 512 channels; H/64). Global features: a VGG-16
-ImageNet classifier run on the L channel (repeated to RGB, resized to ``classifier_size``) gives a 1000-d vector,
-tiled over the encoder grid, concatenated and fused by a 1x1 conv (256). Decoder: eight transpose convs, six of
-them stride 2, back to H; tanh output. The classifier is frozen (it is a fixed feature extractor in the papers).
+Encoder: six stride-2 3x3 convs (64, 128, 256, 512, 512, 512; H/64) with ReLU and one BatchNorm after the third, as
+the paper places it. Global features: a vector describing the whole photo, tiled over the H/64 grid, concatenated
+and fused by a 1x1 conv to 512 channels. Decoder (the paper's Table 3): eight 3x3 transpose convs, 512 (stride 1),
+256, 256, 128, BN, 128, 64, 32 (stride 2), then a 1x1 to chroma; ReLU between, tanh at the end.
+
+The global vector (``global_source``):
+- ``"vgg16"``: the paper's 1000-d output of a frozen ImageNet VGG-16 classifier on the gray photo at 224 px; needs
+  torchvision's vgg16 file on disk (random VGG-16 logits would be noise).
+- ``"context"``: the frozen 256-d global context vector of this project's ``balanced`` model (context_unet, trained
+  on the same photos): image content without ImageNet. Its weights are copied in, so the file stands alone.
+- ``"auto"``: ``vgg16`` when its file is present, else ``context``; the choice is written into the config.
+The vector is computed from the whole photo; training computes it once per photo (``global_features``).
 """
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from typing import Optional
 
@@ -15,20 +24,64 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from colorizer.models.base import ColorModel, ModelConfig
-from colorizer.models.encoders import build_backbone
+from colorizer.models.base import ColorModel, ModelConfig, conv_bn_relu
+
+log = logging.getLogger(__name__)
 
 _ENCODER_CHANNELS = (64, 128, 256, 512, 512, 512)
-# (out_channels, stride) of the eight decoder transpose convs; the last produces the chroma.
-_DECODER = ((256, 1), (256, 2), (128, 2), (128, 2), (64, 2), (64, 2), (32, 2), (None, 1))
+# (out_channels, stride) of the eight decoder transpose convs (Table 3); None is the chroma output.
+_DECODER = ((512, 1), (256, 2), (256, 2), (128, 2), (128, 2), (64, 2), (32, 2), (None, 1))
+_CONTEXT_WIDTH = 32  # the balanced model's context_unet width: its global vector has 8 * 32 = 256 entries
 
 
 @dataclass
 class FusionConfig(ModelConfig):
-    classifier_size: int = 224  # input side of the VGG-16 classifier (224 in the papers)
-    freeze_classifier: bool = True  # the classifier is a fixed feature extractor
-    pretrained: bool = True  # ImageNet VGG-16 from a local file when present (else random init, with a warning)
-    pretrained_path: Optional[str] = None
+    classifier_size: int = 224  # side of the whole photo the global branch sees (224 in the paper)
+    global_source: str = "auto"  # "vgg16" | "context" | "auto" (see the module docstring)
+    pretrained: bool = True  # load the global branch's weights (ImageNet VGG-16 or the balanced model's file)
+    pretrained_path: Optional[str] = None  # explicit VGG-16 file (vgg16) or context_unet weights file (context)
+
+
+def _vgg16_available(path: str | None) -> bool:
+    import torchvision
+
+    from colorizer.models.pretrained import candidate_paths
+
+    name = torchvision.models.VGG16_Weights.IMAGENET1K_V1.url.rsplit("/", 1)[-1]
+    return any(p.is_file() for p in candidate_paths(name, path))
+
+
+class _ContextBranch(nn.Module):
+    """The encoder and global MLP of a context_unet (same module names, so its state dict loads by prefix)."""
+
+    def __init__(self, width: int = _CONTEXT_WIDTH):
+        super().__init__()
+        w = width
+        self.stem = nn.Sequential(conv_bn_relu(1, w, stride=2), conv_bn_relu(w, w))
+        self.stage2 = nn.Sequential(conv_bn_relu(w, 2 * w, stride=2), conv_bn_relu(2 * w, 2 * w))
+        self.stage3 = nn.Sequential(conv_bn_relu(2 * w, 4 * w, stride=2), conv_bn_relu(4 * w, 4 * w),
+                                    conv_bn_relu(4 * w, 4 * w))
+        self.stage4 = nn.Sequential(conv_bn_relu(4 * w, 8 * w, stride=2), conv_bn_relu(8 * w, 8 * w, dilation=2),
+                                    conv_bn_relu(8 * w, 8 * w, dilation=2))
+        self.stage5 = nn.Sequential(conv_bn_relu(8 * w, 8 * w, stride=2), conv_bn_relu(8 * w, 8 * w))
+        self.global_mlp = nn.Sequential(nn.Linear(8 * w, 8 * w), nn.ReLU(inplace=True), nn.Linear(8 * w, 8 * w))
+        self.out_features = 8 * w
+
+    def load_from(self, path) -> None:
+        from safetensors.torch import load_file
+
+        state = load_file(str(path))
+        own = self.state_dict()
+        missing = [k for k in own if k not in state]
+        if missing:
+            raise ValueError(f"{path} is not a context_unet weights file of width {_CONTEXT_WIDTH}: missing {missing[:3]}")
+        self.load_state_dict({k: state[k].float() for k in own}, strict=True)
+
+    def forward(self, lightness: torch.Tensor) -> torch.Tensor:
+        x = lightness
+        for stage in (self.stem, self.stage2, self.stage3, self.stage4, self.stage5):
+            x = stage(x)
+        return self.global_mlp(x.mean(dim=(2, 3)))  # (B, 256)
 
 
 class FusionVGG16(ColorModel):
@@ -36,42 +89,75 @@ class FusionVGG16(ColorModel):
 
     def __init__(self, config: FusionConfig):
         super().__init__(config)
+        if config.global_source not in ("vgg16", "context", "auto"):
+            raise ValueError(f"global_source must be 'vgg16', 'context' or 'auto', got {config.global_source!r}")
+        if config.global_source == "auto":
+            config.global_source = "vgg16" if config.pretrained and _vgg16_available(config.pretrained_path) else "context"
+            log.info("Manipal fusion: global features from %s", config.global_source)
         layers, in_channels = [], 1
-        for out in _ENCODER_CHANNELS:
-            layers += [nn.Conv2d(in_channels, out, 3, 2, 1), nn.BatchNorm2d(out), nn.ReLU(inplace=True)]
+        for i, out in enumerate(_ENCODER_CHANNELS):
+            layers += [nn.Conv2d(in_channels, out, 3, 2, 1), nn.ReLU(inplace=True)]
+            if i == 2:
+                layers.append(nn.BatchNorm2d(out))  # the paper's single encoder BN, after the third conv
             in_channels = out
         self.encoder = nn.Sequential(*layers)
-        self.classifier = build_backbone("vgg16", config.pretrained, config.pretrained_path)
-        if config.freeze_classifier:
-            self.classifier.requires_grad_(False)
-        self.fuse = nn.Sequential(nn.Conv2d(in_channels + 1000, 256, 1), nn.ReLU(inplace=True))
-        layers, in_channels = [], 256
+        self.classifier = self.context = None
+        if config.global_source == "vgg16":
+            from colorizer.models.encoders import build_backbone
+
+            self.classifier = build_backbone("vgg16", config.pretrained, config.pretrained_path)
+            global_features = 1000
+            self.register_buffer("imagenet_mean", torch.tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1))
+            self.register_buffer("imagenet_std", torch.tensor([0.229, 0.224, 0.225]).view(1, 3, 1, 1))
+        else:
+            self.context = _ContextBranch()
+            if config.pretrained:
+                from colorizer.weights import WEIGHTS_DIR
+
+                self.context.load_from(config.pretrained_path or WEIGHTS_DIR / "balanced.safetensors")
+            global_features = self.context.out_features
+        self.global_branch.requires_grad_(False)  # a fixed feature extractor, as in the paper
+        self.fuse = nn.Sequential(nn.Conv2d(in_channels + global_features, 512, 1), nn.ReLU(inplace=True))
+        layers, in_channels = [], 512
         for out, stride in _DECODER:
             final = out is None
             out = self.out_channels if final else out
-            layers.append(nn.ConvTranspose2d(in_channels, out, 3 if stride == 1 else 4, stride, 1))
+            kernel = 1 if final else 3
+            layers.append(nn.ConvTranspose2d(in_channels, out, kernel, stride, padding=kernel // 2,
+                                             output_padding=stride - 1))
             if not final:
-                layers += [nn.BatchNorm2d(out), nn.ReLU(inplace=True)]
+                layers.append(nn.ReLU(inplace=True))
+            if out == 128 and stride == 2 and not any(isinstance(m, nn.BatchNorm2d) for m in layers):
+                layers.append(nn.BatchNorm2d(out))  # Table 3: BN after the first 128-channel layer (H/8)
             in_channels = out
         self.decoder = nn.Sequential(*layers)
-        self.register_buffer("imagenet_mean", torch.tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1))
-        self.register_buffer("imagenet_std", torch.tensor([0.229, 0.224, 0.225]).view(1, 3, 1, 1))
+
+    @property
+    def global_branch(self) -> nn.Module:
+        return self.classifier if self.classifier is not None else self.context
 
     def train(self, mode: bool = True):
         super().train(mode)
-        if self.config.freeze_classifier:
-            self.classifier.eval()  # frozen: keep dropout off
+        self.global_branch.eval()  # frozen: its BatchNorm statistics and dropout stay fixed
         return self
 
+    @torch.no_grad()
     def global_features(self, lightness: torch.Tensor) -> torch.Tensor:
+        """Normalised L of whole photos (B, 1, H, W) -> their global vectors (B, D)."""
         size = self.config.classifier_size
-        gray = F.interpolate((lightness + 1) / 2, size=(size, size), mode="bilinear", align_corners=False)
-        rgb = (gray.expand(-1, 3, -1, -1) - self.imagenet_mean) / self.imagenet_std
-        return self.classifier(rgb)  # (B, 1000)
+        resized = F.interpolate(lightness, size=(size, size), mode="bilinear", align_corners=False)
+        if self.classifier is not None:
+            rgb = (((resized + 1) / 2).expand(-1, 3, -1, -1) - self.imagenet_mean) / self.imagenet_std
+            return self.classifier(rgb)  # (B, 1000)
+        return self.context(resized)  # (B, 256)
 
-    def _forward(self, lightness: torch.Tensor) -> torch.Tensor:
+    def forward(self, lightness: torch.Tensor, global_vector: torch.Tensor | None = None) -> torch.Tensor:
+        if global_vector is None:  # from the photo itself, before the base class pads it
+            global_vector = self.global_features(lightness)
+        return super().forward(lightness, global_vector=global_vector)
+
+    def _forward(self, lightness: torch.Tensor, global_vector: torch.Tensor) -> torch.Tensor:
         encoded = self.encoder(lightness)  # (B, 512, H/64, W/64)
-        vector = self.global_features(lightness)
-        tiled = vector[:, :, None, None].expand(-1, -1, *encoded.shape[-2:])
+        tiled = global_vector.to(encoded.dtype)[:, :, None, None].expand(-1, -1, *encoded.shape[-2:])
         x = self.fuse(torch.cat((encoded, tiled), dim=1))
         return self.regression_output(self.decoder(x), "tanh")

@@ -2,6 +2,10 @@
 
 ``patchgan``: the pix2pix 70x70 PatchGAN discriminator. Input L and chroma, (B, 1 + 2, H, W); output one logit
 per overlapping patch, (B, 1, ~H/8 - 2, ~W/8 - 2). Not a colorizer: it judges (L, chroma) pairs.
+``nazeri_unet``: OrGANic's main generator, Nazeri et al.'s U-Net: eight 4x4 conv-BN-LeakyReLU(0.2) encoder layers
+(C, 2C, 4C, 8C x5; the first at stride 1, the rest stride 2: H -> H/128), seven 4x4 stride-2 transpose convs with
+BN, ReLU, dropout 0.5 on the first three, each concatenated with the encoder layer of its scale, and a 1x1 conv
+with tanh. C = 64 in the paper. Output (B, 2, H, W).
 ``resnet_generator``: the small residual generator (pix2pix / Johnson et al.): 7x7 stem, two stride-2 convs,
 residual blocks at H/4, two transpose convs, 7x7 output conv and tanh.
 """
@@ -86,3 +90,45 @@ class ResNetGenerator(ColorModel):
 
     def _forward(self, lightness: torch.Tensor) -> torch.Tensor:
         return self.regression_output(self.net(lightness), "tanh")
+
+
+@dataclass
+class NazeriUNetConfig(ModelConfig):
+    base_channels: int = 64  # C: the paper's 64 -> 512 (the shipped recipe uses 32 to fit the file limit)
+
+
+class NazeriUNet(ColorModel):
+    size_multiple = 128
+
+    def __init__(self, config: NazeriUNetConfig):
+        super().__init__(config)
+        c = config.base_channels
+        widths = (c, 2 * c, 4 * c, 8 * c, 8 * c, 8 * c, 8 * c, 8 * c)
+        self.down = nn.ModuleList()
+        in_channels = 1
+        for i, out in enumerate(widths):
+            if i == 0:  # 4x4 at stride 1 with TensorFlow's "same" padding: 1 before, 2 after
+                layers = [nn.ZeroPad2d((1, 2, 1, 2)), nn.Conv2d(in_channels, out, 4, 1)]
+            else:
+                layers = [nn.Conv2d(in_channels, out, 4, 2, 1), nn.BatchNorm2d(out)]
+            layers.append(nn.LeakyReLU(0.2, inplace=True))
+            self.down.append(nn.Sequential(*layers))
+            in_channels = out
+        self.up = nn.ModuleList()
+        for i, (out, skip) in enumerate(zip((8 * c, 8 * c, 8 * c, 4 * c, 2 * c, c, c), reversed(widths[:-1]))):
+            layers = [nn.ConvTranspose2d(in_channels, out, 4, 2, 1), nn.BatchNorm2d(out)]
+            if i < 3:
+                layers.append(nn.Dropout(0.5))
+            layers.append(nn.ReLU(inplace=True))
+            self.up.append(nn.Sequential(*layers))
+            in_channels = out + skip
+        self.head = nn.Conv2d(in_channels, self.out_channels, 1)
+
+    def _forward(self, lightness: torch.Tensor) -> torch.Tensor:
+        skips, x = [], lightness
+        for layer in self.down:
+            x = layer(x)
+            skips.append(x)  # C@H, 2C@H/2, ..., 8C@H/128
+        for layer, skip in zip(self.up, reversed(skips[:-1])):
+            x = torch.cat((layer(x), skip), dim=1)  # back up to (B, 2C, H, W)
+        return self.regression_output(self.head(x), "tanh")

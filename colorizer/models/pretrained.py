@@ -63,15 +63,30 @@ def load_imagenet_weights(model: nn.Module, weights_enum, explicit_path: str | N
     return False
 
 
-def single_channel_conv(conv: nn.Conv2d) -> nn.Conv2d:
-    """A copy of an RGB first conv that takes one channel: its kernel is the sum over the RGB kernels.
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
 
-    For a gray input (R = G = B) this gives exactly the response the RGB conv would.
+
+def single_channel_conv(conv: nn.Conv2d, imagenet_input: bool = False) -> nn.Conv2d:
+    """A copy of an RGB first conv that takes one channel (always with a bias, so every file has the same keys).
+
+    Plain: the kernel is the sum over the RGB kernels, so a gray input (R = G = B) gives exactly the RGB conv's
+    response. ``imagenet_input``: the conv takes normalised L in [-1, 1] and computes what the ImageNet-trained conv
+    computes on its own input normalisation of gray g = (L + 1) / 2 repeated to RGB, ((g - mean_c) / std_c):
+    sum_c W_c ((x + 1) / 2 - m_c) / s_c = x * sum_c W_c / (2 s_c) + sum_c W_c (1/2 - m_c) / s_c, folded into the
+    weight and bias (exact away from the zero-padded border).
     """
     new = nn.Conv2d(1, conv.out_channels, conv.kernel_size, conv.stride, conv.padding, conv.dilation,
-                    conv.groups, conv.bias is not None, conv.padding_mode)
+                    conv.groups, True, conv.padding_mode)
     with torch.no_grad():
-        new.weight.copy_(conv.weight.sum(dim=1, keepdim=True))
-        if conv.bias is not None:
-            new.bias.copy_(conv.bias)
+        weight = conv.weight  # (O, 3, k, k)
+        bias = conv.bias.clone() if conv.bias is not None else torch.zeros(conv.out_channels)
+        if imagenet_input:
+            mean = torch.tensor(IMAGENET_MEAN, dtype=weight.dtype).view(1, 3, 1, 1)
+            std = torch.tensor(IMAGENET_STD, dtype=weight.dtype).view(1, 3, 1, 1)
+            new.weight.copy_((weight / (2 * std)).sum(dim=1, keepdim=True))
+            bias += (weight * (0.5 - mean) / std).sum(dim=(1, 2, 3))
+        else:
+            new.weight.copy_(weight.sum(dim=1, keepdim=True))
+        new.bias.copy_(bias)
     return new

@@ -1,0 +1,137 @@
+"""Every source-paper recipe builds its model and takes a training step; BatchNorm re-estimation; paper details."""
+
+import pytest
+import torch
+
+from colorizer import losses, models, recipes
+from colorizer.train import Trainer, recalibrate_batchnorm
+from tests.test_train import synthetic_cache
+
+
+@pytest.mark.parametrize("name", recipes.list_recipes())
+def test_recipe_builds_its_model_and_takes_a_step(tmp_path, name):
+    config = recipes.train_config(name, data="unused", out=str(tmp_path), size=32, batch=2, steps_per_epoch=1,
+                                  bn_crops=4, progress=False, max_crop=32, cache_side=32)
+    trainer = Trainer(config, synthetic_cache(4, side=40), synthetic_cache(2, seed=1))
+    recipe = recipes.get_recipe(name)
+    assert trainer.model.architecture == recipe.model
+    assert trainer.config.loss == recipe.loss
+    before = {k: v.clone() for k, v in trainer.model.state_dict().items() if v.is_floating_point()}
+    rgb, indices = trainer.sampler.sample(2, with_indices=True)
+    loss = trainer.train_step(rgb, indices)
+    assert loss == loss and loss > 0  # finite, positive
+    changed = [k for k, v in trainer.model.state_dict().items() if k in before and not torch.equal(v, before[k])]
+    assert changed, "no weight moved"
+
+
+def test_recipe_overrides_win_and_unknown_options_raise(tmp_path):
+    config = recipes.train_config("ucsd-vgg16", data="d", out="o", lr=5e-4)
+    assert config.lr == 5e-4 and config.schedule == "plateau" and config.plateau_patience == 1
+    assert config.encoder_lr == 3e-6 and config.weight_decay == 0
+    with pytest.raises(TypeError, match="unknown training option"):
+        recipes.train_config("ucsd-vgg16", data="d", out="o", learning_rate=1)
+    with pytest.raises(KeyError, match="valid names"):
+        recipes.get_recipe("zhang2016")
+
+
+def test_recalibrating_batchnorm_replaces_stale_statistics():
+    torch.manual_seed(0)
+    model = models.create("unet", base_channels=4)
+    lightness = [torch.rand(8, 1, 32, 32) * 2 - 1 for _ in range(3)]
+    bn = model.down[1][1]
+    bn.running_mean.fill_(5.0)  # stale: nothing like the activations
+    recalibrate_batchnorm(model, lightness)
+    assert model.training  # the mode is restored
+    estimated = bn.running_mean.clone()
+    # the re-estimated mean is the mean of that layer's inputs over the batches
+    inputs = []
+    hook = model.down[1][0].register_forward_hook(lambda m, i, o: inputs.append(o.detach()))
+    model.train()
+    with torch.no_grad():
+        for batch in lightness:
+            model(batch)
+    hook.remove()
+    expected = torch.cat(inputs).mean(dim=(0, 2, 3))
+    torch.testing.assert_close(estimated, expected, rtol=1e-4, atol=1e-5)
+
+
+def test_validation_uses_recalibrated_statistics(tmp_path):
+    config = recipes.train_config("deepcolor-unet", data="unused", out=str(tmp_path), size=32, batch=2,
+                                  steps_per_epoch=1, bn_crops=4, progress=False, model_config={"base_channels": 4})
+    trainer = Trainer(config, synthetic_cache(4, side=40), synthetic_cache(2, seed=1))
+    for module in trainer.model.modules():
+        if isinstance(module, torch.nn.BatchNorm2d):
+            module.running_var.fill_(1e6)  # would flatten every activation in eval mode
+    trainer.validate()
+    variances = [m.running_var.max().item() for m in trainer.model.modules() if isinstance(m, torch.nn.BatchNorm2d)]
+    assert max(variances) < 1e5
+
+
+def test_deepcolor_encoders_have_no_skips_unless_asked():
+    plain = models.create("densenet121_unet", pretrained=False, decoder="deepcolor", skips=False)
+    skipped = models.create("densenet121_unet", pretrained=False, decoder="deepcolor", skips=True)
+    assert plain.decoder[0].conv.in_channels == 1024 and skipped.decoder[0].conv.in_channels == 1024 + 1024
+    assert isinstance(plain.decoder[-1].post, torch.nn.Identity)  # the output block: conv + sigmoid, no BN
+    mobile = models.create("mobilenet_unet", pretrained=False, decoder="deepcolor", skips=False)
+    assert len(mobile.decoder) == 5 and isinstance(mobile.head, torch.nn.Conv2d)  # the sixth conv
+    x = torch.rand(1, 1, 64, 64) * 2 - 1
+    for model in (plain, skipped, mobile):
+        out = model.eval()(x)
+        assert out.shape == (1, 2, 64, 64) and out.abs().max() <= 1
+
+
+def test_brown_bottleneck_is_at_one_sixteenth():
+    model = models.create("vgg19_unet", pretrained=False)
+    features = model.encoder(torch.zeros(1, 1, 64, 64))
+    assert features[-1].shape[-1] == 4  # H/16 feeds the decoder directly, no extra pool
+    assert model(torch.zeros(1, 1, 48, 48)).shape == (1, 2, 48, 48)
+
+
+def test_brown_loss_is_a_per_pixel_euclidean_distance():
+    pred = torch.zeros(1, 2, 8, 8)
+    target = torch.zeros(1, 2, 8, 8)
+    target[:, :, :4] = 0.6  # half the pixels off by 0.6 in both channels
+    assert losses.per_pixel_distance(pred, target).item() == pytest.approx(0.3, abs=1e-4)
+    # one RMSE over the whole batch would give sqrt(0.5 * 0.36) = 0.424
+    assert torch.sqrt(torch.nn.functional.mse_loss(pred, target)).item() == pytest.approx(0.4243, abs=1e-3)
+
+
+def test_ucsd_normalises_gray_with_its_data_set_statistics():
+    model = models.create("vgg16_regression", pretrained=False)
+    gray = torch.full((1, 1, 8, 8), 0.4697 * 2 - 1)  # L equal to the paper's mean gray
+    assert model.encoder._input(gray).abs().max() < 1e-5
+    for config in ({"upsample": "bilinear"}, {"last_activation": "relu"}):
+        assert models.create("vgg16_regression", pretrained=False, **config)(torch.zeros(1, 1, 16, 16)).shape == (1, 2, 16, 16)
+
+
+def test_manipal_global_vector_comes_from_the_whole_photo_once():
+    model = models.create("fusion_vgg16")
+    assert model.config.global_source == "context"  # no VGG-16 file here: the balanced model's context branch
+    assert not any(p.requires_grad for p in model.global_branch.parameters())
+    fuse = model.fuse[0]
+    assert fuse.out_channels == 512 and fuse.in_channels == 512 + 256
+    photo = torch.rand(2, 1, 96, 128) * 2 - 1
+    vector = model.global_features(photo)
+    assert vector.shape == (2, 256)
+    crop = photo[..., :64, :64]
+    torch.testing.assert_close(model.eval()(crop, global_vector=vector), model(crop, global_vector=vector))
+    assert not torch.allclose(model(crop, global_vector=vector), model(crop))  # the crop's own vector differs
+
+
+def test_nazeri_generator_shape():
+    model = models.create("nazeri_unet", base_channels=8)
+    assert len(model.down) == 8 and len(model.up) == 7
+    assert model.eval()(torch.zeros(1, 1, 100, 90)).shape == (1, 2, 100, 90)
+
+
+def test_imagenet_normalisation_is_folded_into_the_one_channel_conv():
+    from colorizer.models.pretrained import IMAGENET_MEAN, IMAGENET_STD, single_channel_conv
+
+    torch.manual_seed(0)
+    rgb_conv = torch.nn.Conv2d(3, 4, 3, padding=1)
+    folded = single_channel_conv(rgb_conv, imagenet_input=True)
+    lightness = torch.rand(1, 1, 10, 10) * 2 - 1
+    gray = ((lightness + 1) / 2).expand(-1, 3, -1, -1)
+    normalised = (gray - torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1)) / torch.tensor(IMAGENET_STD).view(1, 3, 1, 1)
+    expected = rgb_conv(normalised)
+    torch.testing.assert_close(folded(lightness)[..., 1:-1, 1:-1], expected[..., 1:-1, 1:-1], rtol=1e-5, atol=1e-5)
