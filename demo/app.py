@@ -18,7 +18,7 @@ from demo.colorize_tab import build_colorize_tab
 from demo.examples import write_examples
 from demo.models import ModelPool
 from demo.results_tab import ResultsAccess, build_results_tab
-from demo.study_tab import LOAD_TOKEN_JS, TRIAL_CSS, build_study_tab, stimulus_folder
+from demo.study_tab import LOAD_TOKEN_JS, TRIAL_CSS, build_study_tab, external_id_from, is_study_link
 from study.db import make_engine, make_session_factory
 from study.defaults import ensure_default_study
 from study.service import StudyService
@@ -62,19 +62,32 @@ def build_app(pool: ModelPool | None = None, examples_dir: str | os.PathLike | N
         study_name = ensure_default_study(factory, {name: pool.get(name) for name in pool.names()},
                                           {name: pool.describe(name) for name in pool.names()})
     service = StudyService(factory)
-    stimulus_folder().mkdir(parents=True, exist_ok=True)
-    gr.set_static_paths([stimulus_folder()])  # stimuli are served as files named by their random ids
     access = ResultsAccess(results_password)
     with gr.Blocks(title=TITLE, analytics_enabled=False) as app:
-        gr.Markdown(f"# {TITLE}\n{INTRO}")
-        with gr.Tab("Colorize", id="colorize"):
-            build_colorize_tab(pool, examples)
-        with gr.Tab("Turing test", id="study"):
-            resume = build_study_tab(service, study_name)
-        with gr.Tab("Results", id="results"):
-            build_results_tab(access, engine, study_name)
-        if resume is not None:  # a returning participant continues where they were (token from localStorage)
-            app.load(resume.handler, [resume.token], resume.outputs, js=LOAD_TOKEN_JS, api_visibility="private")
+        gr.Markdown(f"# {TITLE}")
+        with gr.Tabs(selected="colorize") as tabs:
+            with gr.Tab("Colorize", id="colorize") as colorize_tab:
+                # how the fakes are made stays on this tab: a participant must not read it before judging
+                gr.Markdown(INTRO)
+                build_colorize_tab(pool, examples)
+            with gr.Tab("Turing test", id="study"):
+                resume = build_study_tab(service, study_name)
+            with gr.Tab("Results", id="results") as results_tab:
+                build_results_tab(access, engine, study_name)
+
+        def on_load(token_value=None, request: gr.Request = None):
+            """A study link opens the Turing test with the other tabs hidden; a returning participant continues
+            where they were (token from localStorage)."""
+            link = is_study_link(request)
+            layout = (gr.Tabs(selected="study" if link else "colorize"), gr.Tab(visible=not link),
+                      gr.Tab(visible=not link))
+            if resume is None:
+                return layout
+            return layout + tuple(resume.handler(token_value, request))
+
+        outputs = [tabs, colorize_tab, results_tab] + (resume.outputs if resume is not None else [])
+        app.load(on_load, [resume.token] if resume is not None else None, outputs,
+                 js=LOAD_TOKEN_JS if resume is not None else None, api_visibility="private")
     app.study_service = service  # for tests and benchmarks that drive the same service
     app.study_engine = engine
     return app

@@ -8,12 +8,10 @@ so a double click or a late resubmit can only re-answer the trial it was meant f
 
 from __future__ import annotations
 
+import base64
 import json
 import logging
-import tempfile
-import urllib.parse
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Callable, Optional
 
 import gradio as gr
@@ -33,10 +31,16 @@ STUDY_JS = """
   const study = window.colorizerStudy = window.colorizerStudy || {};
   const frame = () => new Promise(resolve => requestAnimationFrame(resolve));
   const wait = ms => new Promise(resolve => setTimeout(resolve, ms));
+  // Answers count only while the trial's images are on screen, once per trial: until then the answer buttons
+  // take no clicks (as jsPsych does), and the second click of a double click (event.detail > 1) is dropped.
+  const setReady = ready => {
+    study.ready = ready;
+    document.body.classList.toggle('study-waiting', !ready);
+  };
   async function show(images, ms) {
     images.forEach(img => img.style.visibility = 'visible');
     const onset = await frame();  // the frame in which the images are painted
-    if (!study.onset) study.onset = performance.now();
+    if (!study.onset) study.onset = onset;
     if (ms > 0) {
       await wait(ms);
       images.forEach(img => img.style.visibility = 'hidden');
@@ -45,7 +49,8 @@ STUDY_JS = """
     return onset;
   }
   async function run(trial) {
-    study.trial = trial.dataset.trial; study.onset = null; study.shown = []; study.ready = false;
+    setReady(false);
+    study.trial = trial.dataset.trial; study.onset = null; study.shown = []; study.answered = null;
     const images = [...trial.querySelectorAll('img.stimulus')];
     await Promise.all(images.map(img => img.decode().catch(() => null)));
     const ms = parseInt(trial.dataset.displayMs || '0', 10);
@@ -57,7 +62,20 @@ STUDY_JS = """
     } else {
       await show(images, ms);
     }
-    study.ready = true;
+    if (study.trial === trial.dataset.trial) setReady(true);
+  }
+  if (!study.guard) {
+    study.guard = event => {
+      const button = event.target.closest && event.target.closest('#answer-row button');
+      if (!button) return;
+      if (!study.ready || event.detail > 1 || study.answered === study.trial) {
+        event.preventDefault(); event.stopImmediatePropagation();
+        return;
+      }
+      study.answered = study.trial;
+      setReady(false);
+    };
+    document.addEventListener('click', study.guard, true);  // capture: runs before Gradio's own handler
   }
   study.collect = () => {
     const elapsed = study.onset ? performance.now() - study.onset : null;
@@ -76,37 +94,52 @@ STUDY_JS = """
 })();
 """
 COLLECT_JS = "(token, payload) => [token, window.colorizerStudy && window.colorizerStudy.collect ? window.colorizerStudy.collect() : payload]"
-# The participant's token lives in the browser's localStorage, so a refresh or a new tab resumes the session.
+# The participant's token lives in the browser's localStorage, so a refresh or a new tab resumes the session. The
+# key includes the study and the external id of the link: on a shared browser, a link with another participant id
+# finds no token and starts a new participant.
 TOKEN_KEY = "colorizer-study-token"
-SAVE_TOKEN_JS = f"(token) => {{ if (token) localStorage.setItem('{TOKEN_KEY}', token); return []; }}"
-LOAD_TOKEN_JS = f"() => [localStorage.getItem('{TOKEN_KEY}')]"
+_KEY_JS = ("(() => { const q = new URLSearchParams(location.search); "
+           "const id = q.get('PROLIFIC_PID') || q.get('pid') || q.get('participant') || ''; "
+           f"return '{TOKEN_KEY}:' + (q.get('study') || '') + ':' + id; }})()")
+SAVE_TOKEN_JS = f"(token) => {{ if (token) localStorage.setItem({_KEY_JS}, token); return []; }}"
+# A participant's link shows the Turing test alone: the other tabs' headers are hidden in the page too (Gradio keeps
+# a hidden tab's header on screen), so nothing on screen tells how the fakes are made.
+_HIDE_OTHER_TABS_JS = """
+  const q = new URLSearchParams(location.search);
+  if (q.get('study') || q.get('PROLIFIC_PID') || q.get('pid') || q.get('participant')) {
+    const hide = () => document.querySelectorAll('button[role=tab]').forEach(tab => {
+      if (tab.innerText.trim() !== 'Turing test') tab.style.display = 'none';
+    });
+    hide();
+    new MutationObserver(hide).observe(document.body, {childList: true, subtree: true});
+  }
+"""
+LOAD_TOKEN_JS = f"() => {{ {_HIDE_OTHER_TABS_JS} return [localStorage.getItem({_KEY_JS})]; }}"
 
 TRIAL_CSS = """
 .trial { display: flex; gap: 16px; justify-content: center; flex-wrap: wrap; }
 .trial figure { margin: 0; text-align: center; }
-.trial img.stimulus { width: min(42vw, 384px); height: auto; visibility: hidden; border-radius: 4px; }
-.trial.single img.stimulus { width: min(90vw, 448px); }
+.trial img.stimulus { height: auto; max-width: 44vw; visibility: hidden; border-radius: 4px; }
+.trial.single img.stimulus { max-width: 92vw; }
 .trial figcaption { font-weight: 600; margin-top: 4px; }
+body.study-waiting #answer-row button { opacity: 0.5; pointer-events: none; }
 """
 
 
-def stimulus_folder() -> Path:
-    """Where stimuli are written for Gradio to serve as static files (``gr.set_static_paths``)."""
-    return Path(tempfile.gettempdir()) / "colorizer-stimuli"
+def trial_html(view: TrialView, service: StudyService) -> str:
+    """The trial's images inline, at their native pixel size (never upscaled, so never soft).
 
-
-def trial_html(view: TrialView, service: StudyService, folder: Path | None = None) -> str:
-    """The trial's images as static files named by their random public ids (nothing reveals the condition).
-
-    Sent as URLs rather than inline data: the answer -> next-image round trip then carries a few hundred bytes.
-    """
+    Inline ``data:`` URIs carry no URL, file name, ``Last-Modified``, ``ETag`` or caching of their own, and both
+    images of a pair arrive in one message; every stimulus has the same byte length (``served_png``)."""
     labels = ["First", "Second"] if view.presentation == "sequential" else ["Left", "Right"]
     figures = []
     for index, image_id in enumerate(view.image_ids):
-        path = service.image_file(image_id, folder or stimulus_folder())
+        data = service.served_png(image_id)
+        width, height = int.from_bytes(data[16:20], "big"), int.from_bytes(data[20:24], "big")  # IHDR
         caption = f"<figcaption>{labels[index]}</figcaption>" if len(view.image_ids) == 2 else ""
-        source = "gradio_api/file=" + urllib.parse.quote(str(path))
-        figures.append(f'<figure><img class="stimulus" alt="photo" src="{source}">{caption}</figure>')
+        source = "data:image/png;base64," + base64.b64encode(data).decode("ascii")
+        figures.append(f'<figure><img class="stimulus" alt="photo" width="{width}" height="{height}" '
+                       f'src="{source}">{caption}</figure>')
     kind = "single" if view.mode == "single" else "pair"
     return (f'<div class="trial {kind}" data-trial="{view.trial_id}" data-display-ms="{view.display_ms or 0}" '
             f'data-presentation="{view.presentation}">{"".join(figures)}</div>')
@@ -118,6 +151,9 @@ def progress_text(view: TrialView) -> str:
     return f"**{label} {view.number} of {view.total}**{note}"
 
 
+KEEP = object()  # a Screen field left as it is on the page
+
+
 @dataclass
 class Screen:
     """What the tab shows for a participant state (one value per output component)."""
@@ -125,26 +161,34 @@ class Screen:
     consent_visible: bool
     trial_visible: bool
     done_visible: bool
-    progress: str = ""
-    stimulus: str = ""
+    progress: object = ""
+    stimulus: object = ""
     feedback: str = ""
     done: str = ""
     message: str = ""
     token: Optional[str] = None
+    answers_visible: bool = True
+    continue_visible: bool = False  # practice feedback waits for "Continue" under its own trial
 
     def updates(self) -> tuple:
+        keep = lambda value: gr.skip() if value is KEEP else value  # noqa: E731
         return (gr.Column(visible=self.consent_visible), gr.Column(visible=self.trial_visible),
-                gr.Column(visible=self.done_visible), self.progress, self.stimulus, self.feedback, self.done,
-                self.message, self.token)
+                gr.Column(visible=self.done_visible), keep(self.progress), keep(self.stimulus),
+                gr.Row(visible=self.answers_visible), self.feedback, gr.Button(visible=self.continue_visible),
+                self.done, self.message, self.token)
 
 
 def screen_for(state: ParticipantState, service: StudyService) -> Screen:
+    if state.feedback and not state.duplicate:
+        # the practice answer's feedback, under the images it is about; the next trial waits for "Continue"
+        return Screen(False, True, False, progress=KEEP, stimulus=KEEP, feedback=state.feedback, token=state.token,
+                      answers_visible=False, continue_visible=True)
     if state.done:
         code = state.completion_code or ""
         return Screen(False, False, True, done=f"## Thank you!\nYou have finished the study. Your completion code is "
-                      f"**`{code}`**.\n\nYou may close this page.", feedback=state.feedback or "", token=state.token)
+                      f"**`{code}`**.\n\nYou may close this page.", token=state.token)
     return Screen(False, True, False, progress=progress_text(state.trial), stimulus=trial_html(state.trial, service),
-                  feedback=state.feedback or "", token=state.token)
+                  token=state.token)
 
 
 def external_id_from(request: Optional[gr.Request]) -> Optional[str]:
@@ -157,6 +201,12 @@ def external_id_from(request: Optional[gr.Request]) -> Optional[str]:
     return None
 
 
+def is_study_link(request: Optional[gr.Request]) -> bool:
+    """A participant's link: ``?study=NAME`` or an external-id parameter (e.g. Prolific's)."""
+    params = getattr(request, "query_params", None) or {}
+    return bool(params.get("study")) or external_id_from(request) is not None
+
+
 def start_handler(service: StudyService, study_name: Optional[str], consented: bool, age_band: Optional[str],
                   color_vision: Optional[str], screen: Optional[str], external_id: Optional[str] = None) -> Screen:
     try:
@@ -166,13 +216,15 @@ def start_handler(service: StudyService, study_name: Optional[str], consented: b
     return screen_for(state, service)
 
 
-def resume_handler(service: StudyService, token: Optional[str]) -> Screen:
+def resume_handler(service: StudyService, token: Optional[str], external_id: Optional[str] = None) -> Screen:
+    """The returning participant's screen (a practice feedback is not repeated: the next trial shows)."""
     if not token:
         return Screen(True, False, False)
     try:
-        return screen_for(service.resume(token), service)
+        state = service.resume(token, external_id)
     except StudyError:
-        return Screen(True, False, False)  # a token from another database: start afresh
+        return Screen(True, False, False)  # a token from another database or another participant: start afresh
+    return screen_for(ParticipantState(state.token, state.trial, state.completion_code), service)
 
 
 def answer_handler(service: StudyService, token: Optional[str], payload: Optional[str], answer: str) -> Screen:
@@ -230,13 +282,15 @@ def build_study_tab(service: StudyService, study_name: Optional[str]) -> Optiona
             answers = [("First was real", "0"), ("Second was real", "1")]
         else:
             answers = [("Left is real", "0"), ("Right is real", "1")]
-        with gr.Row():
+        with gr.Row(elem_id="answer-row") as answer_row:
             buttons = [(gr.Button(label, variant="primary", elem_id=f"answer-{value}"), value)
                        for label, value in answers]
         feedback = gr.Markdown(elem_id="trial-feedback")
+        next_button = gr.Button("Continue", visible=False, elem_id="study-continue")
     with gr.Column(visible=False) as done_view:
         done = gr.Markdown(elem_id="study-done")
-    outputs = [consent_view, trial_view, done_view, progress, stimulus, feedback, done, message, token]
+    outputs = [consent_view, trial_view, done_view, progress, stimulus, answer_row, feedback, next_button, done,
+               message, token]
 
     def on_start(consented, age_band, color_vision, screen_type, request: gr.Request):
         return start_handler(service, study_name, consented, age_band, color_vision, screen_type,
@@ -248,6 +302,13 @@ def build_study_tab(service: StudyService, study_name: Optional[str]) -> Optiona
         def on_answer(token_value, payload_value, _answer=value):
             return answer_handler(service, token_value, payload_value, _answer).updates()
 
+        # the answer path skips Gradio's queue: it is a short database write, and queueing added most of its latency
         button.click(on_answer, [token, payload], outputs, js=COLLECT_JS, api_name=f"study_answer_{value}",
-                     trigger_mode="once").then(None, [token], None, js=SAVE_TOKEN_JS)
-    return ResumeWiring(token, outputs, lambda value: resume_handler(service, value).updates())
+                     trigger_mode="once", queue=False)
+    resume = lambda value, request: resume_handler(service, value, external_id_from(request)).updates()  # noqa: E731
+
+    def on_continue(token_value, request: gr.Request):
+        return resume(token_value, request)
+
+    next_button.click(on_continue, [token], outputs, api_name="study_continue", trigger_mode="once", queue=False)
+    return ResumeWiring(token, outputs, resume)

@@ -179,6 +179,7 @@ class ParticipantRow:
     token: str
     status: str
     completion_code: Optional[str]
+    external_id_hash: Optional[str] = None
 
 
 @dataclass(frozen=True)
@@ -191,7 +192,8 @@ class PendingTrial:
 
 def participant_by_token(session: Session, token: str | None) -> ParticipantRow:
     row = session.execute(select(Participant.id, Participant.study_id, Participant.token, Participant.status,
-                                 Participant.completion_code).where(Participant.token == token)).first() if token else None
+                                 Participant.completion_code, Participant.external_id_hash)
+                          .where(Participant.token == token)).first() if token else None
     if row is None:
         raise StudyError("Your session was not found. Please start the study again.")
     return ParticipantRow(*row)

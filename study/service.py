@@ -10,8 +10,11 @@ import collections
 import contextlib
 import threading
 from dataclasses import dataclass, field
-from pathlib import Path
+import functools
+import io
 from typing import Optional
+
+from PIL import Image
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
@@ -115,9 +118,15 @@ class StudyService:
             participant = protocol.join_study(session, study, external_id, age_band, color_vision, screen, simulated)
             return self._state(session, protocol.participant_by_token(session, participant.token))
 
-    def resume(self, token: Optional[str]) -> ParticipantState:
+    def resume(self, token: Optional[str], external_id: Optional[str] = None) -> ParticipantState:
+        """The participant's current screen. A token saved by someone else on a shared browser (the link now
+        carries another external id) is not theirs: StudyError, so the newcomer starts afresh."""
         with self._write() as session:
             participant = protocol.participant_by_token(session, token)
+            if external_id:
+                study = self._study(session, participant.study_id)
+                if participant.external_id_hash != protocol.hash_external_id(study, external_id):
+                    raise protocol.StudyError("This browser's saved session belongs to another participant.")
             protocol.touch(session, participant)
             return self._state(session, participant)
 
@@ -132,19 +141,8 @@ class StudyService:
             feedback = self._practice_feedback(study, result) if result.created and result.kind == "practice" else None
             return self._state(session, participant, feedback=feedback, duplicate=not result.created)
 
-    def image_file(self, public_id: str, folder: Path) -> Path:
-        """The stimulus as ``folder/<public_id>.png`` (written once), for serving as a static file: the name is the
-        random public id, so the URL reveals nothing about the condition."""
-        path = folder / f"{public_id}.png"
-        if not path.exists():
-            folder.mkdir(parents=True, exist_ok=True)
-            temporary = path.with_suffix(f".{threading.get_ident()}.tmp")
-            temporary.write_bytes(self.image_png(public_id))
-            temporary.replace(path)  # atomic: a concurrent reader never sees half a file
-        return path
-
     def image_png(self, public_id: str) -> bytes:
-        """A stimulus file by its opaque id (cached: stimuli never change)."""
+        """A stimulus as stored (compressed PNG), by its opaque id (cached: stimuli never change)."""
         if public_id not in self._image_cache:
             with self.factory() as session:
                 content = session.scalar(select(Stimulus.content).where(Stimulus.public_id == public_id))
@@ -152,6 +150,14 @@ class StudyService:
                 raise protocol.StudyError("unknown image")
             self._image_cache[public_id] = content
         return self._image_cache[public_id]
+
+    def served_png(self, public_id: str) -> bytes:
+        """The bytes a participant's browser receives: the stimulus re-encoded as an uncompressed PNG.
+
+        Every stimulus of a given size then has exactly the same length and chunk layout: the file size (and
+        the compressed-stream length inside it), which is larger for real photos' noisier chroma, carries
+        nothing. Only the pixels differ."""
+        return _uncompressed_png(self.image_png(public_id))
 
     # --- helpers ------------------------------------------------------------------------------------------
     @staticmethod
@@ -176,3 +182,12 @@ class StudyService:
         view = TrialView(trial.id, trial.position + 1, self._trial_counts[participant.id], trial.kind == "practice",
                          trial.image_ids, study.mode, study.presentation, study.display_ms)
         return ParticipantState(participant.token, view, None, feedback, duplicate)
+
+
+@functools.lru_cache(maxsize=256)
+def _uncompressed_png(content: bytes) -> bytes:
+    with Image.open(io.BytesIO(content)) as image:
+        rgb = image.convert("RGB")
+    buffer = io.BytesIO()
+    rgb.save(buffer, format="PNG", compress_level=0)  # no metadata chunks; stored (not deflated) blocks
+    return buffer.getvalue()

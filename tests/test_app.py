@@ -199,47 +199,108 @@ def test_browser_upload_colorize_and_see_the_result(running_app, files):
         page.screenshot(path=str(ARTIFACTS / "colorize_tab.png"), full_page=True)
 
 
+def _wait_for_next_screen(page, seen: set) -> str:
+    """Waits until the server's reply has rendered: a new trial, practice feedback or the completion screen."""
+    page.wait_for_function(
+        "(() => { const done = document.querySelector('#study-done');"
+        " if (done && done.innerText.includes('completion code')) return true;"
+        " const next = document.querySelector('#study-continue');"
+        " if (next && next.offsetParent !== null) return true;"
+        " const t = document.querySelector('#stimulus .trial');"
+        f" return t && !{sorted(seen)!r}.includes(t.dataset.trial) && window.colorizerStudy"
+        " && window.colorizerStudy.trial === t.dataset.trial && window.colorizerStudy.ready; })()", timeout=30_000)
+    if page.locator("#study-done").is_visible():
+        return "done"
+    if page.locator("#study-continue").is_visible():
+        return "feedback"
+    return page.locator("#stimulus .trial").get_attribute("data-trial")
+
+
+def _responses(database, external_pattern="%"):
+    with sqlite3.connect(database) as connection:
+        return connection.execute(
+            "SELECT t.id, t.kind, r.response_ms, p.status, p.id FROM trials t JOIN participants p ON p.id = t.participant_id "
+            "LEFT JOIN responses r ON r.trial_id = t.id WHERE p.external_id_hash IS NOT NULL ORDER BY p.id, t.position"
+        ).fetchall()
+
+
 @pytest.mark.slow
 def test_browser_participant_completes_the_study(running_app):
+    """Consent to completion code through a study link: feedback under its own practice trial, a reload midway."""
     url, database, _ = running_app
     with browser_page(1100) as page:
         page.goto(url + "?PROLIFIC_PID=browser-test")
-        page.get_by_role("tab", name="Turing test").click()
+        page.wait_for_selector("#consent-box input", timeout=60_000)  # a study link opens the Turing test
+        assert not page.get_by_role("tab", name="Colorize").is_visible()
+        assert "only the colors are predicted" not in page.locator("body").inner_text()  # not on screen
         page.click("#consent-box input")
         page.click("#start-study")
-        page.wait_for_selector("#stimulus .trial img.stimulus", timeout=30_000)
-        page.screenshot(path=str(ARTIFACTS / "study_trial.png"), full_page=True)
-        seen = set()
-        for _ in range(40):
-            # wait until the server's reply has rendered: a new trial or the completion screen
-            page.wait_for_function(
-                "(() => { const done = document.querySelector('#study-done');"
-                " if (done && done.innerText.includes('completion code')) return true;"
-                " const t = document.querySelector('#stimulus .trial');"
-                f" return t && !{sorted(seen)!r}.includes(t.dataset.trial); }})()", timeout=30_000)
-            if page.locator("#study-done").is_visible() and "completion code" in page.locator("#study-done").inner_text():
+        seen: set = set()
+        feedback_checked = False
+        for _ in range(80):
+            state = _wait_for_next_screen(page, seen)
+            if state == "done":
                 break
-            trial = page.locator("#stimulus .trial").get_attribute("data-trial")
-            if trial in seen:  # wait until the next trial has rendered
-                time.sleep(0.2)
+            if state == "feedback":
+                # the feedback is about the trial still on screen, and the next trial waits for "Continue"
+                shown = page.locator("#stimulus .trial").get_attribute("data-trial")
+                assert shown in seen and shown == last
+                assert "Practice" in page.locator("#trial-progress").inner_text()
+                assert page.locator("#trial-feedback").inner_text().strip()
+                page.screenshot(path=str(ARTIFACTS / "study_practice_feedback.png"), full_page=True)
+                feedback_checked = True
+                page.click("#study-continue")
                 continue
+            trial = state
+            assert not page.locator("#trial-feedback").inner_text().strip()  # no feedback under a new trial
             seen.add(trial)
-            page.wait_for_function("window.colorizerStudy && window.colorizerStudy.trial === "
-                                   f"'{trial}' && window.colorizerStudy.ready", timeout=10_000)
-            if len(seen) == 3:  # a refresh in the middle of the study resumes at the same trial
+            if len(seen) == 4:  # a refresh in the middle of the study resumes at the same trial
                 page.reload()
-                page.get_by_role("tab", name="Turing test").click()
-                page.wait_for_selector("#stimulus .trial img.stimulus", timeout=30_000)
+                page.wait_for_function("window.colorizerStudy && window.colorizerStudy.ready", timeout=30_000)
                 assert page.locator("#stimulus .trial").get_attribute("data-trial") == trial
-                assert page.locator("#trial-progress").inner_text().startswith(("Photo 3", "Practice 3"))
-                page.wait_for_function("window.colorizerStudy && window.colorizerStudy.ready", timeout=10_000)
+                page.screenshot(path=str(ARTIFACTS / "study_trial.png"), full_page=True)
             time.sleep(0.35)
+            last = trial
             page.click("#answer-real")
+        assert feedback_checked
         assert "completion code" in page.locator("#study-done").inner_text()
         page.screenshot(path=str(ARTIFACTS / "study_done.png"), full_page=True)
-    with sqlite3.connect(database) as connection:
-        rows = connection.execute(
-            "SELECT r.response_ms, p.status FROM responses r JOIN trials t ON t.id = r.trial_id "
-            "JOIN participants p ON p.id = t.participant_id WHERE p.external_id_hash IS NOT NULL").fetchall()
-    assert len(rows) == len(seen) and all(status == "completed" for _, status in rows)
-    assert all(ms is not None and ms >= 300 for ms, _ in rows)  # measured in the browser
+    rows = _responses(database)
+    answered = [r for r in rows if r[2] is not None]
+    assert len(answered) == len(seen) == len(rows) and all(r[3] == "completed" for r in rows)
+    assert all(r[2] >= 300 for r in answered)  # measured in the browser
+
+
+@pytest.mark.slow
+def test_browser_double_click_answers_one_trial_and_a_second_id_starts_afresh(running_app):
+    url, database, app = running_app
+    with browser_page(1100) as page:
+        page.goto(url + "?PROLIFIC_PID=double-clicker")
+        page.wait_for_selector("#consent-box input", timeout=60_000)
+        page.click("#consent-box input")
+        page.click("#start-study")
+        seen: set = set()
+        state = _wait_for_next_screen(page, seen)
+        before = len([r for r in _responses(database) if r[2] is not None])
+        page.dblclick("#answer-real", delay=40)  # a human double click: two clicks 40 ms apart
+        time.sleep(2.0)  # long enough for the reply and for a wrongly accepted second answer to be stored
+        after = [r for r in _responses(database) if r[2] is not None]
+        assert len(after) == before + 1
+        # the next screen (practice feedback or a trial) still waits for its own answer
+        assert page.locator("#study-continue").is_visible() or page.locator("#stimulus .trial").get_attribute(
+            "data-trial") != state
+        # another participant id on the same browser: a new participant at the consent page, not the old session
+        page.goto(url + "?PROLIFIC_PID=second-person")
+        page.wait_for_selector("#consent-box input", timeout=60_000)
+        assert page.locator("#consent-box input").is_visible()
+        assert not page.locator("#study-done").is_visible()
+        page.click("#consent-box input")
+        page.click("#start-study")
+        _wait_for_next_screen(page, set())
+        # and the first id comes back to its own session
+        page.goto(url + "?PROLIFIC_PID=double-clicker")
+        page.wait_for_function("window.colorizerStudy && window.colorizerStudy.ready || "
+                               "(document.querySelector('#study-continue') || {}).offsetParent", timeout=30_000)
+        assert not page.locator("#consent-box input").is_visible()
+    participants = {r[4] for r in _responses(database)}
+    assert len(participants) >= 2

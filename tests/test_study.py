@@ -189,7 +189,7 @@ def test_external_id_once_and_hashed(single_study):
 
 def test_fifty_concurrent_participants_store_every_answer_once(single_study):
     engine, factory, name = single_study
-    from demo.study_tab import answer_handler, start_handler
+    from demo.study_tab import answer_handler, resume_handler, start_handler
 
     service = StudyService(factory)
 
@@ -198,6 +198,9 @@ def test_fifty_concurrent_participants_store_every_answer_once(single_study):
         screen = start_handler(service, name, True, None, None, None)
         answers = 0
         while screen.trial_visible:
+            if screen.continue_visible:  # practice feedback under its own trial; the next one follows "Continue"
+                screen = resume_handler(service, screen.token)
+                continue
             trial_id = int(screen.stimulus.split('data-trial="')[1].split('"')[0])
             payload = f'{{"trial": {trial_id}, "response_ms": {rng.uniform(400, 2000)}, "display_ms": null}}'
             answer = "real" if rng.random() < 0.5 else "fake"
