@@ -12,21 +12,24 @@ picked as real (50% = indistinguishable).
 from __future__ import annotations
 
 import math
-from itertools import combinations
-
 import numpy as np
 import pandas as pd
 from scipy import stats
+from statsmodels.stats.proportion import proportion_confint
 from sqlalchemy import Engine, select
 from sqlalchemy.orm import aliased
 
+from study import clustered
 from study.schema import Participant, Response, SourcePhoto, Stimulus, Study, Trial
 
-Z95 = 1.959963984540054
+METRICS = ("psnr", "ssim", "mse", "colorfulness")  # automatic metrics stored per stimulus (fake vs its real photo)
 
 
-def load_trials(engine: Engine, study_name: str | None = None) -> pd.DataFrame:
-    """One row per trial (answered or not) of ``study_name`` (default: every study)."""
+def load_trials(engine: Engine, study_name: str | None = None, include_simulated: bool = False) -> pd.DataFrame:
+    """One row per trial (answered or not) of ``study_name`` (default: every study).
+
+    Simulated participants (``study simulate``) are left out unless ``include_simulated``: they must never be
+    counted as people."""
     other = aliased(Stimulus)
     query = (
         select(Study.name.label("study"), Study.mode, Participant.id.label("participant_id"), Participant.status,
@@ -34,8 +37,10 @@ def load_trials(engine: Engine, study_name: str | None = None) -> pd.DataFrame:
                Participant.is_simulated, Trial.id.label("trial_id"), Trial.position, Trial.kind, Trial.condition,
                Trial.real_side, SourcePhoto.id.label("photo_id"), SourcePhoto.label.label("photo"),
                Stimulus.public_id.label("stimulus_id"), Stimulus.is_real, Stimulus.sentinel_kind,
-               Stimulus.psnr, Stimulus.colorfulness, other.public_id.label("other_stimulus_id"),
-               other.psnr.label("other_psnr"), other.colorfulness.label("other_colorfulness"),
+               Stimulus.psnr, Stimulus.ssim, Stimulus.mse, Stimulus.colorfulness,
+               other.public_id.label("other_stimulus_id"), other.psnr.label("other_psnr"),
+               other.ssim.label("other_ssim"), other.mse.label("other_mse"),
+               other.colorfulness.label("other_colorfulness"),
                Response.answer, Response.judged_real, Response.correct, Response.response_ms,
                Response.intended_display_ms, Response.measured_display_ms, Response.created_at.label("answered_at"))
         .join(Participant, Participant.study_id == Study.id)
@@ -48,12 +53,14 @@ def load_trials(engine: Engine, study_name: str | None = None) -> pd.DataFrame:
     )
     if study_name:
         query = query.where(Study.name == study_name)
+    if not include_simulated:
+        query = query.where(Participant.is_simulated.is_(False))
     frame = pd.read_sql(query, engine)
     for column in ("judged_real", "correct", "is_real", "is_simulated"):
         frame[column] = frame[column].astype("boolean")
     # 2AFC: the fake of the pair carries the condition's metrics
     fake_first = frame["real_side"] == 1
-    for metric in ("psnr", "colorfulness"):
+    for metric in METRICS:
         frame[f"fake_{metric}"] = np.where(frame["mode"] == "2afc",
                                            np.where(fake_first, frame[metric], frame[f"other_{metric}"]), frame[metric])
     frame["answered"] = frame["answer"].notna()
@@ -62,15 +69,12 @@ def load_trials(engine: Engine, study_name: str | None = None) -> pd.DataFrame:
 
 # --- intervals and tests ----------------------------------------------------------------------------------------
 
-def wilson_interval(successes: int, n: int, z: float = Z95) -> tuple[float, float]:
-    """Wilson score interval for a binomial proportion."""
+def wilson_interval(successes: int, n: int) -> tuple[float, float]:
+    """Wilson score 95% interval (statsmodels). Naive: it treats every trial as independent."""
     if n == 0:
         return (math.nan, math.nan)
-    p = successes / n
-    denominator = 1 + z * z / n
-    center = (p + z * z / (2 * n)) / denominator
-    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denominator
-    return (max(0.0, center - half), min(1.0, center + half))
+    low, high = proportion_confint(successes, n, alpha=0.05, method="wilson")
+    return (float(low), float(high))
 
 
 def cluster_bootstrap(frame: pd.DataFrame, value: str = "judged_real", repeats: int = 1000,
@@ -91,29 +95,6 @@ def cluster_bootstrap(frame: pd.DataFrame, value: str = "judged_real", repeats: 
     if means.size == 0:
         return (math.nan, math.nan)
     return (float(np.percentile(means, 2.5)), float(np.percentile(means, 97.5)))
-
-
-def holm(p_values: list[float]) -> list[float]:
-    """Holm-Bonferroni adjusted p-values (same order as given)."""
-    order = np.argsort(p_values)
-    adjusted = np.empty(len(p_values))
-    running = 0.0
-    for rank, index in enumerate(order):
-        running = max(running, min(1.0, (len(p_values) - rank) * p_values[index]))
-        adjusted[index] = running
-    return adjusted.tolist()
-
-
-def two_proportion_test(k1: int, n1: int, k2: int, n2: int) -> float:
-    """Two-sided p-value of a pooled two-proportion z test."""
-    if min(n1, n2) == 0:
-        return math.nan
-    pooled = (k1 + k2) / (n1 + n2)
-    se = math.sqrt(pooled * (1 - pooled) * (1 / n1 + 1 / n2))
-    if se == 0:
-        return 1.0
-    z = (k1 / n1 - k2 / n2) / se
-    return float(2 * stats.norm.sf(abs(z)))
 
 
 def dprime(hits: int, n_signal: int, false_alarms: int, n_noise: int) -> tuple[float, float]:
@@ -146,13 +127,18 @@ def participant_table(trials: pd.DataFrame, rules: dict) -> pd.DataFrame:
             reasons.append("failed sentinels")
         if not math.isnan(median_ms) and median_ms < rules.get("min_median_response_ms", 0):
             reasons.append("too fast")
+        # nearly always the same answer ("real", "colorized", or one side): a bias either way, not judgement
+        same_share = float(counted["answer"].value_counts(normalize=True).max()) if len(counted) else math.nan
+        if len(counted) >= 5 and same_share >= rules.get("max_same_answer_share", 1.01):
+            reasons.append("same answer")
         rows.append({"participant_id": participant_id, "status": group["status"].iloc[0],
                      "list_index": group["list_index"].iloc[0], "trials": len(group), "answered": len(answered),
                      "complete": complete, "sentinel_accuracy": sentinel_accuracy,
                      "main_accuracy": float(main["correct"].mean()) if len(main) else math.nan,
-                     "median_response_ms": median_ms, "excluded": bool(reasons), "reasons": "; ".join(reasons)})
+                     "median_response_ms": median_ms, "same_answer_share": same_share,
+                     "excluded": bool(reasons), "reasons": "; ".join(reasons)})
     columns = ["participant_id", "status", "list_index", "trials", "answered", "complete", "sentinel_accuracy",
-               "main_accuracy", "median_response_ms", "excluded", "reasons"]
+               "main_accuracy", "median_response_ms", "same_answer_share", "excluded", "reasons"]
     return pd.DataFrame(rows, columns=columns)
 
 
@@ -168,20 +154,31 @@ def analysable(trials: pd.DataFrame, rules: dict) -> pd.DataFrame:
 # --- summaries --------------------------------------------------------------------------------------------------
 
 def acceptance_table(frame: pd.DataFrame, bootstrap_repeats: int = 1000, seed: int = 0) -> pd.DataFrame:
-    """Per condition: n, judged real, acceptance (single) or fool rate (2AFC), Wilson and bootstrap 95% intervals;
-    single mode adds acceptance relative to real photos, d' and criterion against the real photos."""
+    """Per condition: n, judged real, acceptance (single) or fool rate (2AFC) and its 95% interval.
+
+    ``ci_low``/``ci_high`` are the primary interval (logistic GLM, clustered by participant and photo; see
+    ``study.clustered``); 2AFC adds ``p_vs_half``, the test of the fool rate against 50%. ``wilson_naive_*`` treats
+    every trial as independent (too narrow when people or photos differ) and ``bootstrap_*`` resamples participants
+    and photos; both are kept for comparison. Single mode adds acceptance relative to real photos, d' and criterion."""
+    columns = ["condition", "n", "judged_real", "rate", "ci_low", "ci_high", "p_vs_half", "wilson_naive_low",
+               "wilson_naive_high", "bootstrap_low", "bootstrap_high"]
     if frame.empty:
-        return pd.DataFrame(columns=["condition", "n", "judged_real", "rate", "wilson_low", "wilson_high",
-                                     "bootstrap_low", "bootstrap_high"])
+        return pd.DataFrame(columns=columns)
     mode = frame["mode"].iloc[0]
     real = frame[frame["condition"] == "real"]
+    conditions = sorted(frame["condition"].unique(), key=lambda c: (c != "real", c))
+    clustered_rates = clustered.condition_rates(frame, mode, conditions).set_index("condition")
     rows = []
-    for condition, group in frame.groupby("condition", sort=False):
+    for condition in conditions:
+        group = frame[frame["condition"] == condition]
         k, n = int(group["judged_real"].sum()), len(group)
         low, high = wilson_interval(k, n)
-        boot_low, boot_high = cluster_bootstrap(group, repeats=bootstrap_repeats, seed=seed)
-        row = {"condition": condition, "n": n, "judged_real": k, "rate": k / n, "wilson_low": low,
-               "wilson_high": high, "bootstrap_low": boot_low, "bootstrap_high": boot_high,
+        boot_low, boot_high = (cluster_bootstrap(group, repeats=bootstrap_repeats, seed=seed) if bootstrap_repeats
+                               else (math.nan, math.nan))
+        primary = clustered_rates.loc[condition]
+        row = {"condition": condition, "n": n, "judged_real": k, "rate": k / n, "ci_low": primary["ci_low"],
+               "ci_high": primary["ci_high"], "p_vs_half": primary["p_vs_half"], "wilson_naive_low": low,
+               "wilson_naive_high": high, "bootstrap_low": boot_low, "bootstrap_high": boot_high,
                "participants": group["participant_id"].nunique(), "photos": group["photo_id"].nunique()}
         if mode == "single":
             real_rate = real["judged_real"].mean() if len(real) else math.nan
@@ -189,46 +186,43 @@ def acceptance_table(frame: pd.DataFrame, bootstrap_repeats: int = 1000, seed: i
             if condition != "real":
                 row["d_prime"], row["criterion"] = dprime(int(real["judged_real"].sum()), len(real), k, n)
         rows.append(row)
-    table = pd.DataFrame(rows)
-    order = {"real": -1}
-    return table.sort_values("condition", key=lambda s: s.map(lambda c: order.get(c, 0))).reset_index(drop=True)
+    return pd.DataFrame(rows)
 
 
 def pairwise_differences(frame: pd.DataFrame) -> pd.DataFrame:
-    """Every pair of model conditions: difference in acceptance (or fool rate), z-test p, Holm-adjusted p."""
-    models = [c for c in frame["condition"].unique() if c != "real"]
-    rows = []
-    for a, b in combinations(sorted(models), 2):
-        ga, gb = frame[frame["condition"] == a], frame[frame["condition"] == b]
-        ka, kb = int(ga["judged_real"].sum()), int(gb["judged_real"].sum())
-        rows.append({"model_a": a, "model_b": b, "rate_a": ka / len(ga), "rate_b": kb / len(gb),
-                     "difference": ka / len(ga) - kb / len(gb), "p_value": two_proportion_test(ka, len(ga), kb, len(gb))})
-    table = pd.DataFrame(rows, columns=["model_a", "model_b", "rate_a", "rate_b", "difference", "p_value"])
-    table["p_holm"] = holm(table["p_value"].tolist()) if len(table) else []
-    return table
+    """Every pair of model conditions: difference in acceptance (or fool rate), the clustered test's p and the
+    Holm-adjusted p (``study.clustered``)."""
+    models = sorted(c for c in frame["condition"].unique() if c != "real") if len(frame) else []
+    return clustered.pairwise_tests(frame, models)
 
 
 def per_photo_table(frame: pd.DataFrame) -> pd.DataFrame:
     """Per photo and condition: n and acceptance, with the fake's automatic metrics."""
     grouped = frame.groupby(["photo", "condition"], sort=True)
     table = grouped.agg(n=("judged_real", "size"), judged_real=("judged_real", "sum"),
-                        psnr=("fake_psnr", "first"), colorfulness=("fake_colorfulness", "first")).reset_index()
+                        **{metric: (f"fake_{metric}", "first") for metric in METRICS}).reset_index()
     table["rate"] = table["judged_real"] / table["n"]
     return table
 
 
 def metric_correlations(per_photo: pd.DataFrame) -> pd.DataFrame:
-    """Spearman correlation between per-photo acceptance of colorized images and each automatic metric."""
-    fakes = per_photo[per_photo["condition"] != "real"]
+    """Spearman correlation between per-photo acceptance and each automatic metric, within each model.
+
+    Within, not pooled: pooled over models, a correlation mostly says which model is better on both axes; within a
+    model it asks whether the photos it colours with higher PSNR (or SSIM...) are also the ones people believe
+    (OrGANic found its most realistic model scored worst on MSE and SSIM)."""
     rows = []
-    for metric in ("psnr", "colorfulness"):
-        usable = fakes[[metric, "rate"]].dropna()
-        if len(usable) >= 3 and usable[metric].nunique() > 1 and usable["rate"].nunique() > 1:
-            rho, p = stats.spearmanr(usable[metric], usable["rate"])
-        else:
-            rho, p = math.nan, math.nan
-        rows.append({"metric": metric, "spearman_rho": float(rho), "p_value": float(p), "n_images": len(usable)})
-    return pd.DataFrame(rows)
+    fakes = per_photo[per_photo["condition"] != "real"]
+    for condition, group in fakes.groupby("condition", sort=True):
+        for metric in METRICS:
+            usable = group[[metric, "rate"]].dropna()
+            if len(usable) >= 3 and usable[metric].nunique() > 1 and usable["rate"].nunique() > 1:
+                rho, p = stats.spearmanr(usable[metric], usable["rate"])
+            else:
+                rho, p = math.nan, math.nan
+            rows.append({"condition": condition, "metric": metric, "spearman_rho": float(rho), "p_value": float(p),
+                         "n_photos": len(usable)})
+    return pd.DataFrame(rows, columns=["condition", "metric", "spearman_rho", "p_value", "n_photos"])
 
 
 def exclusion_summary(trials: pd.DataFrame, rules: dict) -> dict:
@@ -237,5 +231,6 @@ def exclusion_summary(trials: pd.DataFrame, rules: dict) -> dict:
             "excluded_incomplete": int(people["reasons"].str.contains("incomplete").sum()),
             "excluded_failed_sentinels": int(people["reasons"].str.contains("sentinel").sum()),
             "excluded_too_fast": int(people["reasons"].str.contains("too fast").sum()),
+            "excluded_same_answer": int(people["reasons"].str.contains("same answer").sum()),
             "trials_before": int((trials["answered"] & (trials["kind"] == "main")).sum()),
             "trials_after": int(len(analysable(trials, rules)))}

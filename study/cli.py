@@ -10,16 +10,26 @@ from pathlib import Path
 log = logging.getLogger("study")
 
 
+DB_HELP = "SQLAlchemy URL (default: STUDY_DB_URL or a local SQLite file)"
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m study", description="The real-vs-fake perception study.")
-    parser.add_argument("--db", default=None, help="SQLAlchemy URL (default: STUDY_DB_URL or a local SQLite file)")
+    parser.add_argument("--db", default=None, help=DB_HELP)
+    parser.add_argument("-v", "--verbose", action="store_true")
     sub = parser.add_subparsers(dest="command", required=True)
+    # --db and -v work before or after the subcommand (as `python -m demo --db` does); SUPPRESS keeps a value
+    # given before the subcommand when none is given after it
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--db", default=argparse.SUPPRESS, help=DB_HELP)
+    common.add_argument("-v", "--verbose", action="store_true", default=argparse.SUPPRESS)
 
-    build = sub.add_parser("build", help="make a study's stimuli from color photos and register them")
-    build.add_argument("--images", default=None, help="folder of color photos (default: scikit-image's photos)")
-    build.add_argument("--models", default=None, help="comma-separated shipped models (default: all shipped)")
+    build = sub.add_parser("build", parents=[common], help="make a study's stimuli from color photos and register them")
+    build.add_argument("--images", default=None, help="folder of color photos (default: the shipped default set)")
+    build.add_argument("--models", default=None,
+                       help="comma-separated shipped model names and/or .safetensors files (default: all shipped)")
     build.add_argument("--name", required=True)
-    build.add_argument("--size", type=int, default=256, help="stimulus side in pixels")
+    build.add_argument("--size", type=int, default=320, help="stimulus side in pixels (shown at this size)")
     build.add_argument("--mode", choices=["single", "2afc"], default="single")
     build.add_argument("--presentation", choices=["together", "sequential"], default="together")
     build.add_argument("--display-ms", type=int, default=None, help="show each image this long (Zhang et al.: 1000)")
@@ -27,15 +37,19 @@ def build_parser() -> argparse.ArgumentParser:
     build.add_argument("--sentinel-fraction", type=float, default=0.1)
     build.add_argument("--seed", type=int, default=0)
 
-    sub.add_parser("list", help="list the studies in the database")
+    sub.add_parser("list", parents=[common], help="list the studies in the database")
 
-    report = sub.add_parser("report", help="write CSV, JSON, Markdown, HTML and a chart")
+    report = sub.add_parser("report", parents=[common], help="write CSV, JSON, Markdown, HTML and a chart")
     report.add_argument("--out", required=True)
     report.add_argument("--study", default=None, help="study name (default: the default study)")
-    report.add_argument("--bootstrap", type=int, default=1000, help="bootstrap resamples")
+    report.add_argument("--bootstrap", type=int, default=1000, help="resamples of the secondary cluster bootstrap")
+    report.add_argument("--include-simulated", action="store_true",
+                        help="count simulated participants (a dry run); by default they are reported apart")
 
-    simulate = sub.add_parser("simulate", help="simulated participants through the app's code; power analysis")
-    simulate.add_argument("--participants", type=int, required=True)
+    simulate = sub.add_parser("simulate", parents=[common],
+                              help="simulated participants through the app's code; power analysis")
+    simulate.add_argument("--participants", type=int, default=None,
+                          help="how many to simulate (not needed with --power)")
     simulate.add_argument("--accept", required=True, help="e.g. balanced=0.45,vivid=0.55,real=0.85")
     simulate.add_argument("--study", default=None)
     simulate.add_argument("--seed", type=int, default=0)
@@ -43,7 +57,8 @@ def build_parser() -> argparse.ArgumentParser:
     simulate.add_argument("--power", default=None,
                           help="comma-separated participant counts: estimate power on copies of a SQLite database")
     simulate.add_argument("--repeats", type=int, default=20, help="simulated studies per count for --power")
-    parser.add_argument("-v", "--verbose", action="store_true")
+    simulate.add_argument("--participant-sd", type=float, default=0.5, help="sd of participants' log-odds shifts")
+    simulate.add_argument("--photo-sd", type=float, default=0.6, help="sd of photos' log-odds shifts")
     return parser
 
 
@@ -52,12 +67,14 @@ def _run_build(args, factory) -> int:
     from colorizer.weights import shipped_weights
     from study.stimuli import StudyDesign, build_study, folder_photos, skimage_photos
 
-    names = [n.strip() for n in args.models.split(",")] if args.models else list(shipped_weights())
+    from study.stimuli import condition_names, default_photos
+
+    names = [n.strip() for n in args.models.split(",") if n.strip()] if args.models else list(shipped_weights())
     if not names:
         raise ValueError("no models: ship weights in weights/ or pass --models")
-    # a shipped name, or a .safetensors path (its file stem names the condition)
-    colorizers = {Path(name).stem: Colorizer(name) for name in names}
-    photos = folder_photos(args.images) if args.images else skimage_photos()
+    # shipped names, or .safetensors paths: two runs' last.safetensors stay two conditions
+    colorizers = {condition: Colorizer(name) for condition, name in zip(condition_names(names), names)}
+    photos = folder_photos(args.images) if args.images else default_photos()
     design = StudyDesign(name=args.name, mode=args.mode, presentation=args.presentation, display_ms=args.display_ms,
                          size=args.size, practice_photos=args.practice_photos,
                          sentinel_fraction=args.sentinel_fraction, seed=args.seed)
@@ -90,28 +107,42 @@ def _run_list(args, factory) -> int:
 def _run_report(args, engine) -> int:
     from study.report import write_report
 
-    files = write_report(engine, args.out, args.study, args.bootstrap)
+    files = write_report(engine, args.out, args.study, args.bootstrap, args.include_simulated)
     print(f"wrote {len(files)} files to {args.out}")
     return 0
 
 
 def _run_simulate(args, engine, factory) -> int:
-    from study.simulate import parse_accept, power_analysis, simulate
+    from study.defaults import ensure_default_study
+    from study.simulate import Variation, parse_accept, power_analysis, simulate
 
     accept = parse_accept(args.accept)
+    variation = Variation(args.participant_sd, args.photo_sd, args.seed)
+    if args.study is None:  # a fresh database: build the default study first (shipped photos and models)
+        from colorizer import Colorizer
+        from colorizer.weights import read_info, shipped_weights
+
+        shipped = shipped_weights()
+        ensure_default_study(factory, {name: Colorizer(path) for name, path in shipped.items()},
+                             {name: read_info(path).description for name, path in shipped.items()}, progress=True)
     if args.power:
         if engine.url.get_backend_name() != "sqlite" or not engine.url.database:
             raise ValueError("--power copies a SQLite database file; pass --db sqlite:///FILE")
         counts = [int(c) for c in args.power.split(",")]
-        table = power_analysis(engine.url.database, accept, counts, args.repeats, args.study, args.seed)
+        table = power_analysis(engine.url.database, accept, counts, args.repeats, args.study, args.seed,
+                               variation=variation)
         print(table.to_string(index=False))
         return 0
-    result = simulate(factory, args.participants, accept, args.study, args.seed, args.workers)
-    print(f"simulated {result.participants} participants, {result.answers} answers stored")
+    if not args.participants:
+        raise ValueError("simulate needs --participants N (or --power COUNTS)")
+    result = simulate(factory, args.participants, accept, args.study, args.seed, args.workers, variation=variation)
+    print(f"simulated {result.participants} participants, {result.answers} answers stored (flagged as simulated: "
+          "reports leave them out unless --include-simulated)")
     from study.report import analyse
 
-    report = analyse(engine, args.study, bootstrap_repeats=200)
-    print(report.acceptance.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
+    report = analyse(engine, args.study, bootstrap_repeats=0, include_simulated=True)
+    columns = ["condition", "n", "rate", "ci_low", "ci_high"] + (["p_vs_half"] if report.study["mode"] == "2afc" else [])
+    print(report.acceptance[columns].to_string(index=False, float_format=lambda v: f"{v:.3f}"))
     return 0
 
 

@@ -36,7 +36,26 @@ def make_engine(url: str | None = None, create: bool = True) -> Engine:
         engine = create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20)
     if create:
         Base.metadata.create_all(engine)
+        add_missing_columns(engine)
     return engine
+
+
+def add_missing_columns(engine: Engine) -> list[str]:
+    """Adds nullable columns that newer versions of the schema define to an existing database (no data is lost;
+    the new columns stay empty for old rows)."""
+    from sqlalchemy import inspect, text
+
+    added = []
+    inspector = inspect(engine)
+    with engine.begin() as connection:
+        for table in Base.metadata.sorted_tables:
+            present = {column["name"] for column in inspector.get_columns(table.name)}
+            for column in table.columns:
+                if column.name not in present and column.nullable:
+                    kind = column.type.compile(dialect=engine.dialect)
+                    connection.execute(text(f'ALTER TABLE {table.name} ADD COLUMN "{column.name}" {kind}'))
+                    added.append(f"{table.name}.{column.name}")
+    return added
 
 
 def make_session_factory(engine: Engine) -> sessionmaker[Session]:

@@ -39,6 +39,7 @@ DEFAULT_RULES = {
     "min_sentinel_accuracy": 1.0,  # share of attention checks a participant must get right
     "min_median_response_ms": 300,  # a participant answering faster than this (median) was not looking
     "fast_response_ms": 150,  # single answers faster than this are dropped
+    "max_same_answer_share": 0.9,  # one answer (or side) on 90% of counted trials: a bias, either way
     "require_complete": True,  # incomplete sessions are excluded
 }
 ABANDON_AFTER = timedelta(minutes=30)  # an active participant silent this long frees their list slot
@@ -119,11 +120,17 @@ def make_trials(session: Session, study: Study, participant: Participant) -> lis
     practice = []
     for photo in (p for p in photos if p.role == "practice"):
         real = stimuli[photo.id]["real"][0]
-        for sentinel in stimuli[photo.id].get("sentinel", []):
-            if study.mode == "single":
-                practice += [trial("practice", "real", real, None), trial("practice", "sentinel", sentinel, None)]
-            else:
-                practice.append(trial("practice", "sentinel", sentinel, real))
+        sentinels = stimuli[photo.id].get("sentinel", [])
+        models = [c for c in conditions if c != "real" and c in stimuli[photo.id]]
+        # an obvious fake, a real photo, a real model's colorization (what the main trials will look like)
+        shown = [("sentinel", sentinels[0])] if sentinels else []
+        if study.mode == "single":
+            shown.append(("real", real))
+        if models:
+            shown.append((models[0], stimuli[photo.id][models[0]][0]))
+        shown += [("sentinel", other) for other in sentinels[1:]]
+        for condition, stimulus in shown:
+            practice.append(trial("practice", condition, stimulus, real if study.mode == "2afc" else None))
     trials += practice[: study.practice_trials]
     body = []
     for index, photo in enumerate(main):

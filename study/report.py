@@ -39,9 +39,14 @@ DATA_DICTIONARY = {
     "is_real": ("the (first) image shown is the real photo", "boolean", "", "true, false"),
     "sentinel_kind": ("how an attention-check fake was made", "string", "", "hue_rotated, channel_swapped, empty"),
     "psnr": ("PSNR of the (first) image against the real photo", "float", "dB", ">= 0, empty for real"),
+    "ssim": ("SSIM of the (first) image against the real photo (RGB)", "float", "", "-1 .. 1, empty for real"),
+    "mse": ("mean squared error of the (first) image's RGB in [0, 1] against the real photo", "float", "",
+            ">= 0, empty for real"),
     "colorfulness": ("Hasler-Suesstrunk colourfulness of the (first) image", "float", "", ">= 0"),
     "other_stimulus_id": ("2AFC: opaque id of the second image", "string", "", "24 hex digits, empty"),
     "other_psnr": ("2AFC: PSNR of the second image", "float", "dB", ">= 0, empty"),
+    "other_ssim": ("2AFC: SSIM of the second image", "float", "", "-1 .. 1, empty"),
+    "other_mse": ("2AFC: MSE of the second image", "float", "", ">= 0, empty"),
     "other_colorfulness": ("2AFC: colourfulness of the second image", "float", "", ">= 0, empty"),
     "answer": ("the answer given", "string", "", "single: real, fake; 2afc: 0, 1 (side chosen as real); empty"),
     "judged_real": ("single: answered real; 2AFC: the fake was chosen as real (fooled)", "boolean", "", "true, false, empty"),
@@ -52,6 +57,8 @@ DATA_DICTIONARY = {
                             ">= 0, empty"),
     "answered_at": ("when the answer was stored", "timestamp", "UTC", "ISO 8601"),
     "fake_psnr": ("PSNR of the colorized image of the trial", "float", "dB", ">= 0, empty"),
+    "fake_ssim": ("SSIM of the colorized image of the trial", "float", "", "-1 .. 1, empty"),
+    "fake_mse": ("MSE of the colorized image of the trial", "float", "", ">= 0, empty"),
     "fake_colorfulness": ("colourfulness of the colorized image of the trial", "float", "", ">= 0, empty"),
     "answered": ("the trial has a response", "boolean", "", "true, false"),
 }
@@ -67,9 +74,13 @@ class StudyReport:
     per_photo: pd.DataFrame
     correlations: pd.DataFrame
     exclusions: dict
+    simulated_participants: int = 0  # left out of every number above
 
 
-def analyse(engine: Engine, study_name: str | None = None, bootstrap_repeats: int = 1000) -> StudyReport:
+def analyse(engine: Engine, study_name: str | None = None, bootstrap_repeats: int = 1000,
+            include_simulated: bool = False) -> StudyReport:
+    """Every table of the report. Simulated participants are counted apart and left out, unless
+    ``include_simulated`` (a dry run on its own database)."""
     with Session(engine) as session:
         study = find_study(session, study_name)  # StudyError is a ValueError
         info = {"name": study.name, "mode": study.mode, "presentation": study.presentation,
@@ -77,7 +88,12 @@ def analyse(engine: Engine, study_name: str | None = None, bootstrap_repeats: in
                 "exclusion_rules": study.exclusion_rules, "lists": study.list_count,
                 "conditions": [c.name for c in study.conditions], "created_at": study.created_at.isoformat()}
         rules = dict(study.exclusion_rules)
-    trials = analysis.load_trials(engine, info["name"])
+    trials = analysis.load_trials(engine, info["name"], include_simulated=include_simulated)
+    simulated = 0
+    if not include_simulated:
+        everyone = analysis.load_trials(engine, info["name"], include_simulated=True)
+        simulated = int(everyone.loc[everyone["is_simulated"].fillna(False).astype(bool), "participant_id"].nunique())
+    info["includes_simulated"] = include_simulated
     frame = analysis.analysable(trials, rules)
     per_photo = analysis.per_photo_table(frame) if len(frame) else pd.DataFrame()
     return StudyReport(
@@ -85,11 +101,12 @@ def analyse(engine: Engine, study_name: str | None = None, bootstrap_repeats: in
         acceptance=analysis.acceptance_table(frame, bootstrap_repeats), pairwise=analysis.pairwise_differences(frame)
         if len(frame) else pd.DataFrame(), per_photo=per_photo,
         correlations=analysis.metric_correlations(per_photo) if len(per_photo) else pd.DataFrame(),
-        exclusions=analysis.exclusion_summary(trials, rules))
+        exclusions=analysis.exclusion_summary(trials, rules), simulated_participants=simulated)
 
 
 def acceptance_chart(report: StudyReport, path: Path | None = None):
-    """Bar chart of acceptance (or fool rate) per condition with Wilson 95% intervals; saved if ``path``."""
+    """Bar chart of acceptance (or fool rate) per condition with the primary 95% intervals (clustered by participant
+    and photo); saved if ``path``."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -99,7 +116,7 @@ def acceptance_chart(report: StudyReport, path: Path | None = None):
     figure, axis = plt.subplots(figsize=(6.4, 3.6))
     if len(table):
         colors = ["#6b7280" if c == "real" else "#d97706" for c in table["condition"]]
-        errors = [table["rate"] - table["wilson_low"], table["wilson_high"] - table["rate"]]
+        errors = [(table["rate"] - table["ci_low"]).fillna(0), (table["ci_high"] - table["rate"]).fillna(0)]
         axis.bar(table["condition"], table["rate"] * 100, yerr=[e * 100 for e in errors], capsize=6, color=colors)
         for x, (rate, n) in enumerate(zip(table["rate"], table["n"])):
             axis.text(x, 2, f"{rate:.0%}\nn={n}", ha="center", va="bottom", color="white", fontsize=9)
@@ -109,7 +126,8 @@ def acceptance_chart(report: StudyReport, path: Path | None = None):
         axis.legend(loc="upper right", fontsize=8)
     axis.set_ylabel("fooled: fake picked as real (%)" if two_afc else "judged real (%)")
     axis.set_ylim(0, 100)
-    axis.set_title(f"{report.study['name']}: {'fool rate' if two_afc else 'public acceptance'} (95% Wilson)")
+    axis.set_title(f"{report.study['name']}: {'fool rate' if two_afc else 'public acceptance'} "
+                   "(95% CI, clustered by participant and photo)", fontsize=9)
     figure.tight_layout()
     if path is not None:
         figure.savefig(path, dpi=110)
@@ -117,24 +135,73 @@ def acceptance_chart(report: StudyReport, path: Path | None = None):
     return figure
 
 
+def format_p(value) -> str:
+    """p-values as people read them: 0.012, or < 0.001 (never 0.000)."""
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return ""
+    return "< 0.001" if value < 0.001 else f"{value:.3f}"
+
+
+_MARKDOWN_SPECIAL = str.maketrans({c: "\\" + c for c in "\\`*_{}[]<>()#+-.!|~"})
+
+
+def escape_markdown(text: str) -> str:
+    """User-supplied text (photo file names, model names) as literal Markdown: no links, tags or table breaks."""
+    return str(text).replace("\n", " ").translate(_MARKDOWN_SPECIAL)
+
+
 def _markdown_table(frame: pd.DataFrame) -> str:
     if frame is None or frame.empty:
         return "_no data yet_\n"
-    def cell(value):
+
+    def cell(column, value):
         if value is None or value is pd.NA:
             return ""
         if isinstance(value, float):
-            return "" if math.isnan(value) else f"{value:.3f}"
-        return str(value)
-    lines = ["| " + " | ".join(frame.columns) + " |", "|" + "---|" * len(frame.columns)]
-    lines += ["| " + " | ".join(cell(v) for v in row) + " |" for row in frame.itertuples(index=False)]
+            if math.isnan(value):
+                return ""
+            return format_p(value) if column.startswith("p_") else f"{value:.3f}"
+        return escape_markdown(value)
+    lines = ["| " + " | ".join(escape_markdown(c) for c in frame.columns) + " |", "|" + "---|" * len(frame.columns)]
+    lines += ["| " + " | ".join(cell(c, v) for c, v in zip(frame.columns, row)) + " |"
+              for row in frame.itertuples(index=False)]
     return "\n".join(lines) + "\n"
+
+
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def spreadsheet_safe(frame: pd.DataFrame) -> pd.DataFrame:
+    """Text cells that a spreadsheet would run as a formula (=, +, -, @...) get a leading apostrophe (OWASP's CSV
+    injection advice); numbers are left alone."""
+    safe = frame.copy()
+    for column in safe.columns:
+        if safe[column].dtype == object or pd.api.types.is_string_dtype(safe[column]):
+            safe[column] = safe[column].map(lambda v: "'" + v if isinstance(v, str) and v.startswith(_FORMULA_START) else v)
+    return safe
+
+
+def json_safe(value):
+    """NaN and infinities become null: JSON has no NaN."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: json_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [json_safe(v) for v in value]
+    if value is pd.NA:
+        return None
+    return value
 
 
 def markdown(report: StudyReport, chart_name: str = "acceptance.png") -> str:
     s, e = report.study, report.exclusions
     metric = "fool rate (fake picked as real)" if s["mode"] == "2afc" else "public acceptance (judged real)"
-    return f"""# Study report: {s['name']}
+    simulated = (f"\nSimulated participants: {report.simulated_participants}, not counted in any number below.\n"
+                 if report.simulated_participants else "")
+    if s.get("includes_simulated"):
+        simulated = "\n**This report includes simulated participants: it is a dry run, not a result.**\n"
+    return f"""# Study report: {escape_markdown(s['name'])}
 
 Mode: **{s['mode']}**{' (' + s['presentation'] + ')' if s['mode'] == '2afc' else ''}; display time:
 {str(s['display_ms']) + ' ms' if s['display_ms'] else 'until answered'}; consent version {s['consent_version']}.
@@ -142,17 +209,21 @@ Mode: **{s['mode']}**{' (' + s['presentation'] + ')' if s['mode'] == '2afc' else
 Exclusion rules (fixed when the study was built): `{json.dumps(s['exclusion_rules'])}`.
 Participants: **{e['participants_before']}** before exclusions, **{e['participants_after']}** after
 ({e['excluded_incomplete']} incomplete, {e['excluded_failed_sentinels']} failed attention checks,
-{e['excluded_too_fast']} too fast). Main trials: {e['trials_before']} before, {e['trials_after']} after.
+{e['excluded_too_fast']} too fast, {e['excluded_same_answer']} nearly always the same answer). Main trials:
+{e['trials_before']} before, {e['trials_after']} after.{simulated}
+Intervals and tests: `ci_low`/`ci_high` and the p-values come from a logistic model of every answer with
+participants and photos as crossed clusters (two-way cluster-robust errors); `wilson_naive_*` treats every trial as
+independent and is too narrow when people or photos differ.{' `p_vs_half` tests each fool rate against 50%.' if s['mode'] == '2afc' else ''}
 
 ## {metric[0].upper() + metric[1:]} per condition
 
 ![chart]({chart_name})
 
 {_markdown_table(report.acceptance)}
-## Pairwise model differences (two-proportion z test, Holm-corrected)
+## Pairwise model differences (clustered Wald test on the log-odds, Holm-corrected)
 
 {_markdown_table(report.pairwise)}
-## Which automatic metric predicts people? (Spearman, per image)
+## Which automatic metric predicts people? (Spearman over photos, within each model)
 
 {_markdown_table(report.correlations)}
 ## Per photo
@@ -187,11 +258,11 @@ def dictionary_frame() -> pd.DataFrame:
 
 
 def write_report(engine: Engine, out: str | Path, study_name: str | None = None,
-                 bootstrap_repeats: int = 1000) -> list[Path]:
+                 bootstrap_repeats: int = 1000, include_simulated: bool = False) -> list[Path]:
     """Writes every report file into ``out`` and returns their paths."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    report = analyse(engine, study_name, bootstrap_repeats)
+    report = analyse(engine, study_name, bootstrap_repeats, include_simulated)
     missing = set(report.trials.columns) - set(DATA_DICTIONARY)
     assert not missing, f"data dictionary lacks {missing}"  # internal invariant: every exported column documented
     files = {
@@ -201,14 +272,15 @@ def write_report(engine: Engine, out: str | Path, study_name: str | None = None,
     }
     written = []
     for name, frame in files.items():
-        frame.to_csv(out / name, index=False)
+        spreadsheet_safe(frame).to_csv(out / name, index=False)
         written.append(out / name)
     acceptance_chart(report, out / "acceptance.png")
     summary = {"study": report.study, "exclusions": report.exclusions,
+               "simulated_participants_not_counted": report.simulated_participants,
                "acceptance": report.acceptance.to_dict(orient="records"),
                "pairwise": report.pairwise.to_dict(orient="records"),
                "correlations": report.correlations.to_dict(orient="records")}
-    (out / "summary.json").write_text(json.dumps(summary, indent=2, default=str, allow_nan=True))
+    (out / "summary.json").write_text(json.dumps(json_safe(summary), indent=2, default=str, allow_nan=False))
     (out / "report.md").write_text(markdown(report))
     (out / "report.html").write_text(html_page(report))
     (out / "data_dictionary.md").write_text("# Data dictionary of trials.csv\n\n" + _markdown_table(dictionary_frame()))

@@ -111,6 +111,8 @@ class Stimulus(Base):
     width: Mapped[int] = mapped_column(Integer)
     height: Mapped[int] = mapped_column(Integer)
     psnr: Mapped[Optional[float]] = mapped_column(Float)  # against the real photo; None for the real one
+    ssim: Mapped[Optional[float]] = mapped_column(Float)  # SSIM of the RGB image against the real photo
+    mse: Mapped[Optional[float]] = mapped_column(Float)  # mean squared error of RGB in [0, 1] (DeepColor, OrGANic)
     colorfulness: Mapped[float] = mapped_column(Float)
 
     photo: Mapped[SourcePhoto] = relationship(back_populates="stimuli")

@@ -19,6 +19,7 @@ from typing import Callable, Sequence
 import numpy as np
 import torch
 from PIL import Image
+from skimage.metrics import structural_similarity
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -32,6 +33,7 @@ from study.schema import SourcePhoto, Stimulus, Study, StudyModel
 log = logging.getLogger(__name__)
 
 SENTINEL_KINDS = ("hue_rotated", "channel_swapped")
+DEFAULT_PHOTOS = Path(__file__).resolve().parent / "default_photos"  # the shipped stimulus set (see its SOURCES.md)
 SKIMAGE_PHOTOS = ("astronaut", "chelsea", "coffee", "rocket", "motorcycle", "hubble_deep_field")
 
 
@@ -78,6 +80,29 @@ def skimage_photos() -> list[tuple[str, np.ndarray]]:
     return photos
 
 
+def default_photos() -> list[tuple[str, np.ndarray]]:
+    """The default study's photos: held out from all training, downscaled, shipped in ``study/default_photos``."""
+    return folder_photos(DEFAULT_PHOTOS)
+
+
+def condition_names(models: Sequence[str]) -> list[str]:
+    """One distinct condition name per model given as a shipped name or a weights file.
+
+    A file is named by its stem, but two runs' ``last.safetensors`` must stay two conditions: clashing stems take
+    their parent folder's name too (``deepcolor-unet/last``), and any clash left gets a number."""
+    stems = [Path(m).stem if m.endswith((".safetensors", ".json")) else m for m in models]
+    names = [f"{Path(m).parent.name}/{stem}" if stems.count(stem) > 1 and Path(m).parent.name else stem
+             for m, stem in zip(models, stems)]
+    seen: dict[str, int] = {}
+    unique = []
+    for name in names:
+        seen[name] = seen.get(name, 0) + 1
+        unique.append(name if seen[name] == 1 else f"{name}#{seen[name]}")
+    if len(set(unique)) != len(unique):  # "a#2" given literally next to two "a": number everything
+        unique = [f"{name}#{i + 1}" for i, name in enumerate(names)]
+    return unique
+
+
 def folder_photos(folder: str | Path) -> list[tuple[str, np.ndarray]]:
     """Colour photos of ``folder`` (grayscale files are skipped: they have no ground truth)."""
     photos = []
@@ -98,10 +123,10 @@ class StudyDesign:
     mode: str = "single"  # "single" or "2afc"
     presentation: str = "together"  # 2afc only: "together" or "sequential"
     display_ms: int | None = None  # None: shown until answered; Zhang et al. used 1000
-    size: int = 256
+    size: int = 320  # stimulus side in pixels; shown at exactly this many CSS pixels (never upscaled)
     practice_photos: int = 1
     sentinel_fraction: float = 0.1  # share of photos kept for sentinel trials (at least one)
-    practice_trials: int = 2
+    practice_trials: int = 3  # an obvious fake, a real photo and a real model's colorization
     rules: dict | None = None  # exclusion rules; None -> study.protocol.DEFAULT_RULES
     seed: int = 0  # which photos become practice / sentinel photos
 
@@ -122,7 +147,10 @@ def _store(session: Session, photo: SourcePhoto, rgb: np.ndarray, condition: str
     stimulus = Stimulus(public_id=secrets.token_hex(12), photo=photo, condition=condition, is_real=is_real,
                         sentinel_kind=sentinel_kind, content=content, sha256=hashlib.sha256(content).hexdigest(),
                         width=rgb.shape[1], height=rgb.shape[0],
-                        psnr=None if is_real else psnr_uint8(rgb, truth), colorfulness=colorfulness(rgb))
+                        psnr=None if is_real else psnr_uint8(rgb, truth),
+                        ssim=None if is_real else float(structural_similarity(rgb, truth, channel_axis=2, data_range=255)),
+                        mse=None if is_real else float(np.mean((rgb.astype(np.float64) / 255 - truth / 255.0) ** 2)),
+                        colorfulness=colorfulness(rgb))
     session.add(stimulus)
     return stimulus
 
@@ -169,9 +197,11 @@ def build_study(session: Session, design: StudyDesign, photos: Sequence[tuple[st
             for kind in kinds:
                 fake = hue_rotated(truth) if kind == "hue_rotated" else channel_swapped(truth)
                 _store(session, photo, fake, "sentinel", False, truth, sentinel_kind=kind)
-        if role == "main":
+        if role in ("main", "practice"):
             gray = GrayPhoto(_lightness_gray(truth), None, None)
-            for name, colorizer in colorizers.items():
+            # practice also shows a real model's colorization (the first model), not only obvious fakes
+            chosen = colorizers.items() if role == "main" else list(colorizers.items())[:1]
+            for name, colorizer in chosen:
                 fake = np.asarray(colorizer.colorize_photo(gray, size=design.size).convert("RGB"))
                 _store(session, photo, fake, name, False, truth)
     session.flush()

@@ -228,7 +228,12 @@ def test_simulated_2afc_study_and_report_files(tmp_path, photos, tiny_colorizer)
                  display_ms=1000)
     result = simulate(factory, 12, {"balanced": 0.3, "vivid": 0.45}, name, seed=1)
     assert result.answers > 0 and result.duplicates == 0
-    files = write_report(engine, tmp_path / "report", name, bootstrap_repeats=50)
+    # simulated participants never count as people: by default they are reported apart
+    write_report(engine, tmp_path / "real-only", name, bootstrap_repeats=0)
+    assert "Simulated participants: 12, not counted" in (tmp_path / "real-only" / "report.md").read_text()
+    assert pd.read_csv(tmp_path / "real-only" / "participants.csv").empty
+    files = write_report(engine, tmp_path / "report", name, bootstrap_repeats=50, include_simulated=True)
+    assert "dry run" in (tmp_path / "report" / "report.md").read_text()
     names = {f.name for f in files}
     assert names == {"trials.csv", "participants.csv", "acceptance.csv", "pairwise.csv", "per_photo.csv",
                      "correlations.csv", "data_dictionary.csv", "acceptance.png", "summary.json", "report.md",
@@ -275,6 +280,8 @@ def fixture_frame() -> pd.DataFrame:
         for i, value in enumerate(judged):
             rows.append({"mode": "single", "participant_id": 1 + i % 2, "photo_id": 10 + i, "photo": f"p{i}",
                          "condition": condition, "judged_real": bool(value), "kind": "main", "answered": True,
+                         "answer": "real" if value else "fake", "fake_ssim": None if condition == "real" else 0.9,
+                         "fake_mse": None if condition == "real" else 0.01 * (i + 1),
                          "correct": bool(value) == (condition == "real"), "response_ms": 900.0, "status": "completed",
                          "list_index": 0, "fake_psnr": None if condition == "real" else 20.0 + i,
                          "fake_colorfulness": 30.0 + i})
@@ -284,10 +291,13 @@ def fixture_frame() -> pd.DataFrame:
 def test_acceptance_numbers_match_hand_computation():
     table = analysis.acceptance_table(fixture_frame(), bootstrap_repeats=200).set_index("condition")
     assert table.loc["A", "rate"] == 0.75 and table.loc["B", "rate"] == 0.25 and table.loc["real", "rate"] == 1.0
-    # Wilson 95% for 3/4: (0.3006, 0.9544); for 1/4: (0.0456, 0.6994) (e.g. Newcombe 1998, method 3)
-    assert table.loc["A", "wilson_low"] == pytest.approx(0.3006, abs=1e-4)
-    assert table.loc["A", "wilson_high"] == pytest.approx(0.9544, abs=1e-4)
-    assert table.loc["B", "wilson_low"] == pytest.approx(0.0456, abs=1e-4)
+    # naive Wilson 95% for 3/4: (0.3006, 0.9544); for 1/4: (0.0456, 0.6994) (e.g. Newcombe 1998, method 3)
+    assert table.loc["A", "wilson_naive_low"] == pytest.approx(0.3006, abs=1e-4)
+    assert table.loc["A", "wilson_naive_high"] == pytest.approx(0.9544, abs=1e-4)
+    assert table.loc["B", "wilson_naive_low"] == pytest.approx(0.0456, abs=1e-4)
+    # the primary interval is defined for A and B; all-"real" answers have infinite log-odds: no interval
+    assert table.loc["A", "ci_low"] < 0.75 < table.loc["A", "ci_high"]
+    assert pd.isna(table.loc["real", "ci_low"])
     assert table.loc["A", "relative_to_real"] == 0.75
     # d' with the log-linear rule: H = 4.5/5 = 0.9, FA(A) = 3.5/5 = 0.7 -> z(.9) - z(.7) = 1.28155 - 0.52440
     assert table.loc["A", "d_prime"] == pytest.approx(0.75715, abs=1e-4)
@@ -295,13 +305,22 @@ def test_acceptance_numbers_match_hand_computation():
     assert table.loc["A", "bootstrap_low"] <= 0.75 <= table.loc["A", "bootstrap_high"]
 
 
-def test_holm_and_pairwise():
-    assert analysis.holm([0.01, 0.04, 0.03]) == pytest.approx([0.03, 0.06, 0.06])
-    pairs = analysis.pairwise_differences(fixture_frame())
-    assert list(pairs[["model_a", "model_b"]].iloc[0]) == ["A", "B"]
-    assert pairs["difference"].iloc[0] == 0.5
-    # pooled two-proportion z test, 3/4 vs 1/4: z = 0.5 / sqrt(0.5 * 0.5 * 0.5) = 1.41421 -> p = 0.15730
-    assert pairs["p_value"].iloc[0] == pytest.approx(0.15730, abs=1e-4)
+def test_pairwise_differences_are_clustered_and_holm_adjusted():
+    from statsmodels.stats.multitest import multipletests
+
+    from study.simulate import Variation, synthetic_trials
+
+    frame = synthetic_trials(16, 18, {"real": 0.8, "A": 0.7, "B": 0.3, "C": 0.45}, Variation(0.5, 0.6), seed=3)
+    pairs = analysis.pairwise_differences(frame)
+    assert [tuple(p) for p in pairs[["model_a", "model_b"]].itertuples(index=False)] == [("A", "B"), ("A", "C"),
+                                                                                          ("B", "C")]
+    rates = frame.groupby("condition")["judged_real"].mean()
+    assert pairs["difference"].iloc[0] == pytest.approx(rates["A"] - rates["B"])
+    assert pairs["p_value"].between(0, 1).all() and pairs["p_value"].iloc[0] < 0.05  # 0.7 vs 0.3 is found
+    assert pairs["p_holm"].tolist() == pytest.approx(multipletests(pairs["p_value"], method="holm")[1].tolist())
+    # two participants cannot support a clustered test: no p-value rather than a wrong one
+    tiny = analysis.pairwise_differences(fixture_frame())
+    assert tiny["p_value"].isna().all() or tiny["p_value"].between(0, 1).all()
 
 
 def test_exclusions_are_counted_before_and_after():
@@ -315,14 +334,32 @@ def test_exclusions_are_counted_before_and_after():
     assert (summary["participants_before"], summary["participants_after"]) == (2, 1)
 
 
+@pytest.mark.parametrize("always", ["real", "fake"])
+def test_a_participant_who_always_gives_one_answer_is_excluded_either_way(always):
+    """Attention checks in single mode are all fakes, so "always colorized" passes them: the same-answer rule
+    catches both biases."""
+    frame = fixture_frame()
+    frame = frame.assign(answer=always, judged_real=always == "real")
+    rules = {"min_sentinel_accuracy": 1.0, "max_same_answer_share": 0.9}
+    people = analysis.participant_table(frame, rules)
+    assert people["excluded"].all() and people["reasons"].str.contains("same answer").all()
+    mixed = analysis.participant_table(fixture_frame(), rules)
+    assert not mixed["excluded"].any()
+
+
 def test_metric_correlation_direction():
     per_photo = analysis.per_photo_table(fixture_frame())
-    correlations = analysis.metric_correlations(per_photo).set_index("metric")
-    assert correlations.loc["psnr", "n_images"] == 8
+    correlations = analysis.metric_correlations(per_photo).set_index(["condition", "metric"])
+    # within each model, over its photos (not pooled over models)
+    assert correlations.loc[("A", "psnr"), "n_photos"] == 4 and ("real", "psnr") not in correlations.index
+    # B: acceptance 0,0,1,0 over photos with MSE .01 .. .04 and PSNR 20 .. 23
+    assert correlations.loc[("B", "mse"), "spearman_rho"] == pytest.approx(0.2582, abs=1e-3)
+    assert set(correlations.index.get_level_values("metric")) == {"psnr", "ssim", "mse", "colorfulness"}
 
 
 def test_simulated_acceptance_interval_coverage(tmp_path, photos, tiny_colorizer):
-    """Across repeated simulated studies the true acceptance falls inside the Wilson 95% interval ~95% of the time."""
+    """Through the app's own code and database: across repeated simulated studies (people and photos varying) the
+    true acceptance falls inside the primary 95% interval about 95% of the time."""
     template = tmp_path / "template.sqlite"
     engine = make_engine(f"sqlite:///{template}")
     build(make_session_factory(engine), photos, tiny_colorizer, name="cov")
@@ -334,12 +371,12 @@ def test_simulated_acceptance_interval_coverage(tmp_path, photos, tiny_colorizer
         shutil.copy(template, copy)
         engine = make_engine(f"sqlite:///{copy}")
         simulate(make_session_factory(engine), 12, truth, "cov", seed=repeat)
-        table = analysis.acceptance_table(analysis.analysable(analysis.load_trials(engine, "cov"), {}),
-                                          bootstrap_repeats=1)
+        trials = analysis.load_trials(engine, "cov", include_simulated=True)
+        table = analysis.acceptance_table(analysis.analysable(trials, {}), bootstrap_repeats=0)
         engine.dispose()
         for row in table.itertuples():
             total += 1
-            inside += row.wilson_low <= truth[row.condition] <= row.wilson_high
+            inside += row.ci_low <= truth[row.condition] <= row.ci_high
     coverage = inside / total
     # 120 intervals; with true coverage 0.95, fewer than 0.87 would happen with probability < 0.1%
     assert 0.87 <= coverage <= 1.0, coverage
@@ -357,3 +394,61 @@ def test_unknown_session_returns_to_the_consent_page(single_study):
     engine, factory, name = single_study
     screen = answer_handler(StudyService(factory), "stale-token", '{"trial": 1}', "real")
     assert screen.consent_visible and not screen.trial_visible and "not found" in screen.message
+
+
+def _png_layout(data: bytes) -> list[tuple[str, int]]:
+    """(chunk type, length) of every chunk of a PNG file."""
+    assert data[:8] == b"\x89PNG\r\n\x1a\n"
+    chunks, offset = [], 8
+    while offset < len(data):
+        length = int.from_bytes(data[offset: offset + 4], "big")
+        chunks.append((data[offset + 4: offset + 8].decode("ascii"), length))
+        offset += 12 + length
+    return chunks
+
+
+@pytest.mark.parametrize("mode", ["single", "2afc"])
+def test_no_served_byte_tells_real_from_fake(tmp_path, photos, tiny_colorizer, mode):
+    """An adversary's audit: every stimulus a participant receives, through the handlers the app uses. Real and
+    fake must not differ in anything but their pixels: no URL or file name, no per-image headers (inline data),
+    the same byte length and PNG chunk layout, no metadata chunk."""
+    import base64
+    import re
+
+    from demo.study_tab import answer_handler, resume_handler, start_handler
+
+    engine = make_engine(f"sqlite:///{tmp_path / 'audit.sqlite'}")
+    factory = make_session_factory(engine)
+    design = {"mode": mode} if mode == "single" else {"mode": "2afc", "presentation": "together"}
+    name = build(factory, photos, tiny_colorizer, name="audit", **design)
+    service = StudyService(factory)
+    served = []  # (is_real, bytes, html attributes)
+    with factory() as session:
+        truth = dict(session.execute(select(Stimulus.public_id, Stimulus.is_real)).all())
+    for person in range(6):
+        screen = start_handler(service, name, True, None, None, None, external_id=f"p{person}")
+        while screen.trial_visible:
+            if screen.continue_visible:
+                screen = resume_handler(service, screen.token)
+                continue
+            html = screen.stimulus
+            assert "http" not in html and "file=" not in html and "gradio_api" not in html
+            images = re.findall(r'<img ([^>]*)src="data:image/png;base64,([^"]+)"', html)
+            trial_id = int(html.split('data-trial="')[1].split('"')[0])
+            with factory() as session:
+                trial = session.get(Trial, trial_id)
+                ids = [trial.stimulus.public_id] + ([trial.other_stimulus.public_id] if trial.other_stimulus else [])
+            assert len(images) == len(ids)
+            for (attributes, data), public_id in zip(images, ids):
+                assert public_id not in html  # the opaque id is not even sent
+                served.append((truth[public_id], base64.b64decode(data), attributes))
+            payload = f'{{"trial": {trial_id}, "response_ms": 900, "display_ms": null}}'
+            screen = answer_handler(service, screen.token, payload, "real" if mode == "single" else "0")
+    real = [item for item in served if item[0]]
+    fake = [item for item in served if not item[0]]
+    assert real and fake
+    lengths = {len(data) for _, data, _ in served}
+    assert len(lengths) == 1  # one byte length for every image of the study
+    layouts = {tuple(_png_layout(data)) for _, data, _ in served}
+    assert len(layouts) == 1 and {chunk for chunk, _ in next(iter(layouts))} == {"IHDR", "IDAT", "IEND"}
+    assert {attributes for _, _, attributes in real} == {attributes for _, _, attributes in fake}
