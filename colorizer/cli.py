@@ -161,17 +161,25 @@ def _add_models(subparsers) -> None:
 def _run_models(args) -> int:
     from colorizer import models
     from colorizer.inference import DEFAULT_MODEL
-    from colorizer.weights import read_info, shipped_weights
+    from colorizer.recipes import RECIPES
+    from colorizer.weights import PAPERS_GROUP, PROJECT_GROUP, model_group, read_info, shipped_weights
 
     shipped = shipped_weights()
-    print("shipped models (weights/):")
-    for name, path in shipped.items():
-        info = read_info(path)
-        marker = " (default)" if name == DEFAULT_MODEL else ""
-        print(f"  {name:18} {info.architecture:18} {path.stat().st_size / 1e6:5.1f} MB  {info.description}{marker}")
-    if not shipped:
-        print("  none")
-    trained = {read_info(p).architecture for p in shipped.values()}
+    infos = {name: read_info(path) for name, path in shipped.items()}
+    for group in (PROJECT_GROUP, PAPERS_GROUP):
+        print(f"{group} (shipped in weights/):")
+        names = [name for name in shipped if model_group(infos[name]) == group]
+        for name in names:
+            info, path = infos[name], shipped[name]
+            marker = " (default)" if name == DEFAULT_MODEL else ""
+            print(f"  {name:20} {info.architecture:18} {path.stat().st_size / 1e6:5.1f} MB  {info.description}{marker}")
+        if group == PAPERS_GROUP:
+            missing = [r for r in RECIPES if r not in shipped]
+            if missing:
+                print(f"  not shipped yet (train with `python -m colorizer train --recipe NAME`): {', '.join(missing)}")
+        elif not names:
+            print("  none")
+    trained = {info.architecture for info in infos.values()}
     print("architectures:")
     for name in models.list_models(None):
         entry = models.get_entry(name)

@@ -40,9 +40,23 @@ def gray_rgb(photo: GrayPhoto) -> np.ndarray:
     return np.repeat(gray[..., None], 3, axis=2)
 
 
+def mse_unit(a: np.ndarray, b: np.ndarray) -> float:
+    """Mean squared error of RGB scaled to [0, 1], over pixels and channels (how DeepColor and OrGANic report MSE)."""
+    return float(np.mean((a.astype(np.float64) / 255 - b.astype(np.float64) / 255) ** 2))
+
+
+def ciede2000(a: np.ndarray, b: np.ndarray) -> float:
+    """Mean CIEDE2000 colour difference between two uint8 RGB images (scikit-image)."""
+    from skimage.color import deltaE_ciede2000, rgb2lab
+
+    return float(deltaE_ciede2000(rgb2lab(a), rgb2lab(b)).mean())
+
+
 def photo_metrics(output: np.ndarray, truth: np.ndarray) -> dict:
     return {
         "psnr": psnr_uint8(output, truth),
+        "mse": mse_unit(output, truth),
+        "ciede2000": ciede2000(output, truth),
         "ssim": structural_similarity(output, truth, channel_axis=2, data_range=255),
         "ab_error": float(np.linalg.norm(ab_map(output) - ab_map(truth), axis=2).mean()),
         "colorfulness": colorfulness(output),
@@ -87,7 +101,7 @@ def evaluate_folder(colorizer: Colorizer, folder: str | Path | list, size: int |
 
 def summarize(per_photo: pd.DataFrame) -> pd.DataFrame:
     """Mean metrics of the model and of the gray baseline, side by side."""
-    metrics = ["psnr", "ssim", "ab_error", "colorfulness"]
+    metrics = ["psnr", "mse", "ssim", "ab_error", "ciede2000", "colorfulness"]
     cf_truth = per_photo["cf_truth"].mean()
     table = {}
     for label, prefix in (("model", ""), ("gray", "gray_")):
@@ -102,10 +116,12 @@ def summarize(per_photo: pd.DataFrame) -> pd.DataFrame:
 
 
 def format_summary(summary: pd.DataFrame, photos: int) -> str:
-    lines = [f"{'':8} {'PSNR dB':>8} {'SSIM':>7} {'ab err':>7} {'CF':>7} {'CF gt':>7} {'CF/gt':>6} {'dCF':>6}"]
+    lines = [f"{'':8} {'PSNR dB':>8} {'MSE':>7} {'SSIM':>7} {'ab err':>7} {'dE2000':>7} {'CF':>7} {'CF gt':>7} "
+             f"{'CF/gt':>6} {'dCF':>6}"]
     for label, row in summary.iterrows():
-        lines.append(f"{label:8} {row.psnr:8.3f} {row.ssim:7.4f} {row.ab_error:7.3f} {row.colorfulness:7.2f} "
-                     f"{row.cf_truth:7.2f} {row.cf_ratio:6.3f} {row.delta_cf:6.2f}")
+        lines.append(f"{label:8} {row.psnr:8.3f} {row.mse:7.4f} {row.ssim:7.4f} {row.ab_error:7.3f} "
+                     f"{row.ciede2000:7.3f} {row.colorfulness:7.2f} {row.cf_truth:7.2f} {row.cf_ratio:6.3f} "
+                     f"{row.delta_cf:6.2f}")
     model, gray = summary.loc["model"], summary.loc["gray"]
     lines.append(f"model - gray: PSNR {model.psnr - gray.psnr:+.3f} dB, colorfulness {model.cf_ratio:.3f} of ground "
                  f"truth ({photos} photos)")

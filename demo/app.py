@@ -17,7 +17,7 @@ from colorizer.weights import WEIGHTS_DIR
 from demo.colorize_tab import build_colorize_tab
 from demo.examples import write_examples
 from demo.models import ModelPool
-from demo.results_tab import ResultsAccess, build_results_tab
+from demo.results_tab import EXPORT_MAX_AGE_S, ResultsAccess, build_results_tab
 from demo.study_tab import LOAD_TOKEN_JS, TRIAL_CSS, build_study_tab, external_id_from, is_study_link
 from study.db import make_engine, make_session_factory
 from study.defaults import ensure_default_study
@@ -63,7 +63,8 @@ def build_app(pool: ModelPool | None = None, examples_dir: str | os.PathLike | N
                                           {name: pool.describe(name) for name in pool.names()})
     service = StudyService(factory)
     access = ResultsAccess(results_password)
-    with gr.Blocks(title=TITLE, analytics_enabled=False) as app:
+    # delete_cache: Gradio's copies of served files (colorized photos, exported reports) go after 10 minutes
+    with gr.Blocks(title=TITLE, analytics_enabled=False, delete_cache=(300, EXPORT_MAX_AGE_S)) as app:
         gr.Markdown(f"# {TITLE}")
         with gr.Tabs(selected="colorize") as tabs:
             with gr.Tab("Colorize", id="colorize") as colorize_tab:

@@ -145,7 +145,8 @@ def colorize_files(paths: list[str] | None, model: str | None, size: int, satura
 
 
 def model_choices(pool: ModelPool) -> list[tuple[str, str]]:
-    return [(f"{name} - {pool.describe(name)}", name) for name in pool.names()]
+    """Labels name the group ("This project" or "Source papers"), the model and its one-line description."""
+    return [(f"{pool.group(name)} · {name}: {pool.describe(name)}", name) for name in pool.names()]
 
 
 def build_colorize_tab(pool: ModelPool, examples: list[Path]) -> None:
@@ -158,7 +159,8 @@ def build_colorize_tab(pool: ModelPool, examples: list[Path]) -> None:
                 gr.Examples(examples=[[str(p)] for p in examples], inputs=[source], label="Examples (scikit-image)",
                             examples_per_page=8)
             model = gr.Dropdown(model_choices(pool), value=pool.default, label="Model", elem_id="model-picker",
-                                info="Each model's card is in weights/<name>.md")
+                                info="This project's models first, then the five source papers' systems "
+                                     "as trained here; each model's card is weights/<name>.md")
             with gr.Row():
                 size = gr.Slider(128, 512, value=256, step=32, label="Working size (short side the network sees)")
                 saturation = gr.Slider(0.0, 2.0, value=1.0, step=0.05, label="Saturation")

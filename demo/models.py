@@ -8,7 +8,7 @@ from pathlib import Path
 
 from colorizer import Colorizer
 from colorizer.inference import DEFAULT_MODEL
-from colorizer.weights import WEIGHTS_DIR, WeightsInfo, read_info, shipped_weights
+from colorizer.weights import PROJECT_GROUP, WEIGHTS_DIR, WeightsInfo, model_group, read_info, shipped_weights
 
 
 class ModelPool:
@@ -18,9 +18,11 @@ class ModelPool:
         self.weights_dir = Path(weights_dir)
         self.device = device
         paths = shipped_weights(self.weights_dir)
-        # the default model first, then the rest alphabetically
-        self.paths = dict(sorted(paths.items(), key=lambda item: (item[0] != DEFAULT_MODEL, item[0])))
-        self.infos: dict[str, WeightsInfo] = {name: read_info(path) for name, path in self.paths.items()}
+        infos = {name: read_info(path) for name, path in paths.items()}
+        # this project's models first (the default model leading), then the source papers' systems
+        order = lambda name: (model_group(infos[name]) != PROJECT_GROUP, name != DEFAULT_MODEL, name)  # noqa: E731
+        self.paths = {name: paths[name] for name in sorted(paths, key=order)}
+        self.infos: dict[str, WeightsInfo] = {name: infos[name] for name in self.paths}
         self._loaded: dict[str, Colorizer] = {}
         self._lock = threading.Lock()
 
@@ -30,6 +32,9 @@ class ModelPool:
     @property
     def default(self) -> str | None:
         return next(iter(self.paths), None)
+
+    def group(self, name: str) -> str:
+        return model_group(self.infos[name])
 
     def describe(self, name: str) -> str:
         info = self.infos.get(name)

@@ -112,11 +112,49 @@ def test_results_handlers_check_the_password(tmp_path):
     with pytest.raises(gr.Error, match="STUDY_RESULTS_PASSWORD"):
         summary_handler(disabled, engine, None, "anything")
     access = ResultsAccess("s3cret")
-    for attempt in (None, "", "wrong"):
+    for number, attempt in enumerate((None, "", "wrong")):
         with pytest.raises(gr.Error, match="Wrong password"):
-            summary_handler(access, engine, None, attempt)
+            summary_handler(access, engine, None, attempt, client=f"a{number}")
         with pytest.raises(gr.Error, match="Wrong password"):
-            export_handler(access, engine, None, attempt)
+            export_handler(access, engine, None, attempt, client=f"b{number}")
+
+
+def test_password_guessing_is_locked_out():
+    now = [0.0]
+    access = ResultsAccess("s3cret", max_failures=5, window_s=60, lockout_s=60, clock=lambda: now[0])
+    for _ in range(5):
+        with pytest.raises(gr.Error, match="Wrong password"):
+            access.check("guess", "attacker")
+    with pytest.raises(gr.Error, match="Too many wrong passwords"):
+        access.check("s3cret", "attacker")  # even the right password waits out the lockout
+    access.check("s3cret", "colleague")  # another client is not locked out by one guesser
+    now[0] = 61.0
+    access.check("s3cret", "attacker")
+    for _ in range(5):  # a second lockout lasts twice as long
+        with pytest.raises(gr.Error):
+            access.check("guess", "attacker")
+    now[0] = 61.0 + 100
+    with pytest.raises(gr.Error, match="Too many"):
+        access.check("s3cret", "attacker")
+    # many clients together: everyone is locked out after ten times the per-client limit
+    for number in range(50):
+        with pytest.raises(gr.Error):
+            access.check("guess", f"bot{number}")
+    with pytest.raises(gr.Error, match="Too many"):
+        access.check("s3cret", "colleague")
+
+
+def test_old_exports_are_removed(tmp_path, monkeypatch):
+    import os
+    import tempfile
+
+    from demo.results_tab import EXPORT_PREFIX, remove_old_exports
+
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    old, new = tmp_path / f"{EXPORT_PREFIX}old", tmp_path / f"{EXPORT_PREFIX}new"
+    old.mkdir(), new.mkdir()
+    os.utime(old, (1, 1))
+    assert remove_old_exports(max_age_s=600) == 1 and not old.exists() and new.exists()
 
 
 # --- the launched app --------------------------------------------------------------------------------------------

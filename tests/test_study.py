@@ -256,18 +256,38 @@ def test_study_cli_build_simulate_report(tmp_path, tiny_weights):
     images.mkdir()
     for label, rgb in skimage_photos():
         Image.fromarray(rgb).resize((80, 80)).save(images / f"{label}.png")
-    run = lambda *a: subprocess.run([sys.executable, "-m", "study", "--db", db, *map(str, a)], capture_output=True,  # noqa: E731
-                                    text=True, timeout=300)
-    built = run("build", "--images", images, "--models", tiny_weights, "--name", "cli", "--size", "64")
+    # two runs' last.safetensors: the same file stem, two conditions
+    runs = [tmp_path / "run-a", tmp_path / "run-b"]
+    for run_dir in runs:
+        run_dir.mkdir()
+        shutil.copy(tiny_weights, run_dir / "last.safetensors")
+    # the --db after the subcommand, as people type it (and as `python -m demo --db` takes it)
+    run = lambda command, *a: subprocess.run([sys.executable, "-m", "study", command, "--db", db, *map(str, a)],  # noqa: E731
+                                             capture_output=True, text=True, timeout=300)
+    models = ",".join(str(r / "last.safetensors") for r in runs)
+    built = run("build", "--images", images, "--models", models, "--name", "cli", "--size", "64")
     assert built.returncode == 0, built.stderr
-    stem = tiny_weights.stem
-    simulated = run("simulate", "--participants", "6", "--accept", f"{stem}=0.4,real=0.9", "--study", "cli")
+    assert "run-a/last" in built.stdout and "run-b/last" in built.stdout
+    simulated = run("simulate", "--participants", "6", "--accept", "run-a/last=0.4,run-b/last=0.5,real=0.9",
+                    "--study", "cli")
     assert simulated.returncode == 0, simulated.stderr
     assert "simulated 6 participants" in simulated.stdout
-    reported = run("report", "--out", tmp_path / "out", "--study", "cli")
+    reported = run("report", "--out", tmp_path / "out", "--study", "cli", "--bootstrap", "10")
     assert reported.returncode == 0 and (tmp_path / "out" / "report.html").exists()
+    # ... and the --db before it still works
+    listed = subprocess.run([sys.executable, "-m", "study", "--db", db, "list"], capture_output=True, text=True)
+    assert listed.returncode == 0 and "cli" in listed.stdout
     bad = run("simulate", "--participants", "1", "--accept", "nonsense")
     assert bad.returncode == 2 and "NAME=PROBABILITY" in bad.stderr
+
+
+def test_condition_names_keep_every_weights_file_distinct():
+    from study.stimuli import condition_names
+
+    assert condition_names(["balanced", "vivid"]) == ["balanced", "vivid"]
+    assert condition_names(["runs/a/last.safetensors", "runs/b/last.safetensors"]) == ["a/last", "b/last"]
+    assert condition_names(["x/last.safetensors", "x/last.safetensors"]) == ["x/last", "x/last#2"]
+    assert condition_names(["/w/deepcolor-unet.safetensors", "balanced"]) == ["deepcolor-unet", "balanced"]
 
 
 # --- analysis on a hand-computed fixture ------------------------------------------------------------------------
