@@ -109,20 +109,29 @@ def app_latency(participants: int = 20, weights_dir: str | None = None) -> dict:
                     time.sleep(1)
             latencies, lock = [], threading.Lock()
 
+            def trial_of(outputs) -> int | None:
+                html = next((o for o in outputs if isinstance(o, str) and 'data-trial="' in o), None)
+                return int(html.split('data-trial="')[1].split('"')[0]) if html else None
+
             def participant(index):
                 client = Client(url, verbose=False)
                 outputs = client.predict(True, None, None, None, api_name="/study_start")
-                own = []
-                for _ in range(40):
-                    # outputs: progress, stimulus, feedback, done, message, token (layout columns are not returned)
-                    stimulus, token = outputs[1], outputs[5]
-                    if 'data-trial="' not in str(stimulus):
+                token = outputs[-1]
+                trial, own = trial_of(outputs), []
+                for _ in range(120):
+                    if trial is None:
                         break
-                    trial = int(str(stimulus).split('data-trial="')[1].split('"')[0])
                     payload = json.dumps({"trial": trial, "response_ms": 900, "display_ms": None})
                     start = time.perf_counter()
                     outputs = client.predict(token, payload, api_name="/study_answer_real")
-                    own.append((time.perf_counter() - start) * 1000)
+                    elapsed = (time.perf_counter() - start) * 1000
+                    following = trial_of(outputs)
+                    if following is None and not any("completion code" in str(o) for o in outputs):
+                        outputs = client.predict(token, api_name="/study_continue")  # practice feedback, then on
+                        following = trial_of(outputs)
+                    elif following is not None:
+                        own.append(elapsed)  # answer -> next image, inline in the reply
+                    trial = following
                 with lock:
                     latencies.extend(own)
 

@@ -187,6 +187,29 @@ def _run_models(args) -> int:
     return 0
 
 
+def _add_samples(subparsers) -> None:
+    p = subparsers.add_parser("samples", help="write scikit-image's sample photos to a folder, to try the commands on")
+    p.add_argument("--out", required=True, help="writes OUT/color/*.png and OUT/gray/*.png")
+
+
+def _run_samples(args) -> int:
+    import numpy as np
+    from PIL import Image
+    from skimage import data
+
+    out = Path(args.out)
+    color = {"astronaut": data.astronaut(), "chelsea": data.chelsea(), "coffee": data.coffee(),
+             "rocket": data.rocket(), "motorcycle": data.stereo_motorcycle()[0], "hubble": data.hubble_deep_field()}
+    gray = {"camera": data.camera(), "moon": data.moon(), "text": data.text(), "coins": data.coins()}
+    for folder, images in (("color", color), ("gray", gray)):
+        (out / folder).mkdir(parents=True, exist_ok=True)
+        for name, array in images.items():
+            Image.fromarray(np.asarray(array)[..., :3] if np.ndim(array) == 3 else np.asarray(array)).save(
+                out / folder / f"{name}.png")
+    print(f"wrote {len(color)} colour photos to {out / 'color'} and {len(gray)} black-and-white ones to {out / 'gray'}")
+    return 0
+
+
 def _add_evaluate(subparsers) -> None:
     p = subparsers.add_parser("evaluate", help="metrics on a folder of color photos against the gray baseline")
     p.add_argument("folder", help="folder of color photos")
@@ -226,6 +249,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_models(subparsers)
     _add_train(subparsers)
     _add_evaluate(subparsers)
+    _add_samples(subparsers)
     return parser
 
 
@@ -235,7 +259,7 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.DEBUG if args.verbose else quiet,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     handlers = {"colorize": _run_colorize, "models": _run_models, "train": _run_train,
-                "evaluate": _run_evaluate}
+                "evaluate": _run_evaluate, "samples": _run_samples}
     try:
         return handlers[args.command](args)
     except KeyboardInterrupt:

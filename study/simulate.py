@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import math
 import random
+from collections import defaultdict
 import shutil
 import tempfile
 from concurrent.futures import ThreadPoolExecutor
@@ -26,7 +27,8 @@ from study.service import ParticipantState, StudyService
 
 
 def parse_accept(text: str) -> dict[str, float]:
-    """"unet=0.45,vivid=0.55,real=0.85" -> {"unet": 0.45, ...}; each value a probability."""
+    """"unet=0.45,vivid=0.55,real=0.85" -> {"unet": 0.45, ...}; each value a probability. ``*=P`` gives every
+    condition not named its rate."""
     rates = {}
     for item in filter(None, (part.strip() for part in text.split(","))):
         name, _, value = item.partition("=")
@@ -63,7 +65,8 @@ def run_participant(service: StudyService, study_name: str | None, accept: dict[
 
     variation = variation or Variation(0.0, 0.0)
     sd = math.hypot(variation.participant_sd, variation.photo_sd)
-    mu = {name: conditional_logit(rate, sd) for name, rate in accept.items()}
+    mu = defaultdict(lambda: conditional_logit(accept["*"], sd)) if "*" in accept else {}
+    mu.update({name: conditional_logit(rate, sd) for name, rate in accept.items()})
     person = rng.gauss(0, variation.participant_sd)
     photo_effects: dict[int, float] = {}  # the same photo effect for every participant (seeded by photo id)
     state = service.start(study_name, consented=True, age_band="25-34", color_vision="normal", screen="laptop",
@@ -84,8 +87,9 @@ def run_participant(service: StudyService, study_name: str | None, accept: dict[
             else:
                 answer = str(real_side if right else 1 - real_side)
         else:
-            if condition not in accept:
-                raise ValueError(f"no acceptance rate given for condition {condition!r}; got {sorted(accept)}")
+            if condition not in accept and "*" not in accept:
+                raise ValueError(f"no acceptance rate given for condition {condition!r}; got {sorted(accept)} "
+                                 "(*=P sets the rest)")
             if photo_id not in photo_effects:
                 photo_effects[photo_id] = random.Random(variation.seed * 1_000_003 + photo_id).gauss(0, variation.photo_sd)
             says_real = rng.random() < expit(mu[condition] + person + photo_effects[photo_id])
