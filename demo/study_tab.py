@@ -134,10 +134,10 @@ def trial_html(view: TrialView, service: StudyService) -> str:
     labels = ["First", "Second"] if view.presentation == "sequential" else ["Left", "Right"]
     figures = []
     for index, image_id in enumerate(view.image_ids):
-        data = service.served_png(image_id)
-        width, height = int.from_bytes(data[16:20], "big"), int.from_bytes(data[20:24], "big")  # IHDR
+        source = service.served_data_uri(image_id)
+        header = base64.b64decode(source.split(",", 1)[1][:32])  # the PNG signature and IHDR: width, height
+        width, height = int.from_bytes(header[16:20], "big"), int.from_bytes(header[20:24], "big")
         caption = f"<figcaption>{labels[index]}</figcaption>" if len(view.image_ids) == 2 else ""
-        source = "data:image/png;base64," + base64.b64encode(data).decode("ascii")
         figures.append(f'<figure><img class="stimulus" alt="photo" width="{width}" height="{height}" '
                        f'src="{source}">{caption}</figure>')
     kind = "single" if view.mode == "single" else "pair"

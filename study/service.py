@@ -10,6 +10,7 @@ import collections
 import contextlib
 import threading
 from dataclasses import dataclass, field
+import base64
 import functools
 import io
 from typing import Optional
@@ -159,6 +160,10 @@ class StudyService:
         nothing. Only the pixels differ."""
         return _uncompressed_png(self.image_png(public_id))
 
+    def served_data_uri(self, public_id: str) -> str:
+        """``served_png`` as a ``data:`` URI (cached with it: base64 of 300 kB is not free at 20 answers a second)."""
+        return _data_uri(self.image_png(public_id))
+
     # --- helpers ------------------------------------------------------------------------------------------
     @staticmethod
     def _practice_feedback(study: Study, result: protocol.Answer) -> str:
@@ -191,3 +196,8 @@ def _uncompressed_png(content: bytes) -> bytes:
     buffer = io.BytesIO()
     rgb.save(buffer, format="PNG", compress_level=0)  # no metadata chunks; stored (not deflated) blocks
     return buffer.getvalue()
+
+
+@functools.lru_cache(maxsize=256)
+def _data_uri(content: bytes) -> str:
+    return "data:image/png;base64," + base64.b64encode(_uncompressed_png(content)).decode("ascii")
