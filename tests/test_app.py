@@ -288,6 +288,7 @@ def test_browser_participant_completes_the_study(running_app):
                 page.screenshot(path=str(ARTIFACTS / "study_practice_feedback.png"), full_page=True)
                 feedback_checked = True
                 page.click("#study-continue")
+                page.wait_for_selector("#study-continue", state="hidden", timeout=30_000)  # the next trial is on
                 continue
             trial = state
             assert not page.locator("#trial-feedback").inner_text().strip()  # no feedback under a new trial
