@@ -211,16 +211,17 @@ Participants: **{e['participants_before']}** before exclusions, **{e['participan
 ({e['excluded_incomplete']} incomplete, {e['excluded_failed_sentinels']} failed attention checks,
 {e['excluded_too_fast']} too fast, {e['excluded_same_answer']} nearly always the same answer). Main trials:
 {e['trials_before']} before, {e['trials_after']} after.{simulated}
-Intervals and tests: `ci_low`/`ci_high` and the p-values come from a logistic model of every answer with
+Intervals and tests: `ci_low`/`ci_high` (and `p_vs_half`) come from a logistic model of every answer with
 participants and photos as crossed clusters (two-way cluster-robust errors); `wilson_naive_*` treats every trial as
-independent and is too narrow when people or photos differ.{' `p_vs_half` tests each fool rate against 50%.' if s['mode'] == '2afc' else ''}
+independent and is too narrow when people or photos differ. Model differences are tested by flipping the two
+models' labels photo by photo (a randomisation test), Holm-corrected.{' `p_vs_half` tests each fool rate against 50%.' if s['mode'] == '2afc' else ''}
 
 ## {metric[0].upper() + metric[1:]} per condition
 
 ![chart]({chart_name})
 
 {_markdown_table(report.acceptance)}
-## Pairwise model differences (clustered Wald test on the log-odds, Holm-corrected)
+## Pairwise model differences (photo-level label-flip test, Holm-corrected)
 
 {_markdown_table(report.pairwise)}
 ## Which automatic metric predicts people? (Spearman over photos, within each model)
