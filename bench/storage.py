@@ -122,9 +122,11 @@ def app_latency(participants: int = 20, weights_dir: str | None = None) -> dict:
                 outputs = client.predict(True, None, None, None, api_name="/study_start")
                 token = outputs[-1]
                 trial, own = trial_of(outputs), []
+                session = f"bench-{index}"  # one session per participant, as a browser tab keeps one
                 with httpx.Client(timeout=60) as http:
                     def call(endpoint, *data):
-                        reply = http.post(f"{url}gradio_api/run/{endpoint}", json={"data": list(data)})
+                        reply = http.post(f"{url}gradio_api/run/{endpoint}",
+                                          json={"data": list(data), "session_hash": session})
                         reply.raise_for_status()
                         return reply.json()["data"]
 

@@ -172,9 +172,10 @@ class Screen:
 
     def updates(self) -> tuple:
         keep = lambda value: gr.skip() if value is KEEP else value  # noqa: E731
-        return (gr.Column(visible=self.consent_visible), gr.Column(visible=self.trial_visible),
-                gr.Column(visible=self.done_visible), keep(self.progress), keep(self.stimulus),
-                gr.Row(visible=self.answers_visible), self.feedback, gr.Button(visible=self.continue_visible),
+        # gr.update (a plain dict), not gr.Column(...): building component objects cost ~10% of the answer path
+        return (gr.update(visible=self.consent_visible), gr.update(visible=self.trial_visible),
+                gr.update(visible=self.done_visible), keep(self.progress), keep(self.stimulus),
+                gr.update(visible=self.answers_visible), self.feedback, gr.update(visible=self.continue_visible),
                 self.done, self.message, self.token)
 
 
