@@ -30,6 +30,22 @@ def _upsample_to(x: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
     return F.interpolate(x, size=like.shape[-2:], mode="bilinear", align_corners=False)
 
 
+def context_encoder(width: int) -> dict[str, nn.Module]:
+    """The encoder stages and global MLP (module names as in the state dict): stem 32@H/2 .. stage5 8w@H/32, and the
+    MLP over stage5's mean. Manipal's fusion model reuses them, frozen, as its global feature branch."""
+    w = width
+    return {
+        "stem": nn.Sequential(conv_bn_relu(1, w, stride=2), conv_bn_relu(w, w)),  # H/2
+        "stage2": nn.Sequential(conv_bn_relu(w, 2 * w, stride=2), conv_bn_relu(2 * w, 2 * w)),  # H/4
+        "stage3": nn.Sequential(conv_bn_relu(2 * w, 4 * w, stride=2), conv_bn_relu(4 * w, 4 * w),
+                                conv_bn_relu(4 * w, 4 * w)),  # H/8
+        "stage4": nn.Sequential(conv_bn_relu(4 * w, 8 * w, stride=2), conv_bn_relu(8 * w, 8 * w, dilation=2),
+                                conv_bn_relu(8 * w, 8 * w, dilation=2)),  # H/16
+        "stage5": nn.Sequential(conv_bn_relu(8 * w, 8 * w, stride=2), conv_bn_relu(8 * w, 8 * w)),  # H/32
+        "global_mlp": nn.Sequential(nn.Linear(8 * w, 8 * w), nn.ReLU(inplace=True), nn.Linear(8 * w, 8 * w)),
+    }
+
+
 class ContextUNet(ColorModel):
     size_multiple = 32
 
@@ -39,14 +55,8 @@ class ContextUNet(ColorModel):
             raise ValueError(f"output_stride must be 2 or 4, got {config.output_stride}")
         self.output_stride = config.output_stride
         w = config.width
-        self.stem = nn.Sequential(conv_bn_relu(1, w, stride=2), conv_bn_relu(w, w))  # H/2
-        self.stage2 = nn.Sequential(conv_bn_relu(w, 2 * w, stride=2), conv_bn_relu(2 * w, 2 * w))  # H/4
-        self.stage3 = nn.Sequential(conv_bn_relu(2 * w, 4 * w, stride=2), conv_bn_relu(4 * w, 4 * w),
-                                    conv_bn_relu(4 * w, 4 * w))  # H/8
-        self.stage4 = nn.Sequential(conv_bn_relu(4 * w, 8 * w, stride=2), conv_bn_relu(8 * w, 8 * w, dilation=2),
-                                    conv_bn_relu(8 * w, 8 * w, dilation=2))  # H/16
-        self.stage5 = nn.Sequential(conv_bn_relu(8 * w, 8 * w, stride=2), conv_bn_relu(8 * w, 8 * w))  # H/32
-        self.global_mlp = nn.Sequential(nn.Linear(8 * w, 8 * w), nn.ReLU(inplace=True), nn.Linear(8 * w, 8 * w))
+        for name, module in context_encoder(w).items():
+            setattr(self, name, module)
         self.lateral5 = nn.Conv2d(8 * w, 8 * w, 1)
         self.fuse4 = conv_bn_relu(8 * w, 8 * w)
         self.decode3 = nn.Sequential(conv_bn_relu(8 * w + 4 * w, 4 * w), conv_bn_relu(4 * w, 4 * w))  # H/8

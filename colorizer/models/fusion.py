@@ -24,7 +24,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from colorizer.models.base import ColorModel, ModelConfig, conv_bn_relu
+from colorizer.models.base import ColorModel, ModelConfig
+from colorizer.models.context_unet import context_encoder
 
 log = logging.getLogger(__name__)
 
@@ -56,16 +57,9 @@ class _ContextBranch(nn.Module):
 
     def __init__(self, width: int = _CONTEXT_WIDTH):
         super().__init__()
-        w = width
-        self.stem = nn.Sequential(conv_bn_relu(1, w, stride=2), conv_bn_relu(w, w))
-        self.stage2 = nn.Sequential(conv_bn_relu(w, 2 * w, stride=2), conv_bn_relu(2 * w, 2 * w))
-        self.stage3 = nn.Sequential(conv_bn_relu(2 * w, 4 * w, stride=2), conv_bn_relu(4 * w, 4 * w),
-                                    conv_bn_relu(4 * w, 4 * w))
-        self.stage4 = nn.Sequential(conv_bn_relu(4 * w, 8 * w, stride=2), conv_bn_relu(8 * w, 8 * w, dilation=2),
-                                    conv_bn_relu(8 * w, 8 * w, dilation=2))
-        self.stage5 = nn.Sequential(conv_bn_relu(8 * w, 8 * w, stride=2), conv_bn_relu(8 * w, 8 * w))
-        self.global_mlp = nn.Sequential(nn.Linear(8 * w, 8 * w), nn.ReLU(inplace=True), nn.Linear(8 * w, 8 * w))
-        self.out_features = 8 * w
+        for name, module in context_encoder(width).items():
+            setattr(self, name, module)
+        self.out_features = 8 * width
 
     def load_from(self, path) -> None:
         from safetensors.torch import load_file
