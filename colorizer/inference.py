@@ -129,13 +129,15 @@ class Colorizer:
 
     def __init__(self, model: str | os.PathLike | None = None, *, device: str | torch.device | None = None,
                  size: int | None = None, saturation: float = 1.0, temperature: float | None = None,
-                 weights_dir: str | os.PathLike = WEIGHTS_DIR, max_pixels: int = DEFAULT_MAX_PIXELS):
+                 weights_dir: str | os.PathLike = WEIGHTS_DIR, max_pixels: int = DEFAULT_MAX_PIXELS,
+                 flip_average: bool = False):
         self.device = select_device(device)
         self.model, self.info, self.name = resolve_model(model, weights_dir, self.device)
         self.size = size or (self.info.working_size if self.info else 256)
         self.saturation = saturation
         self.temperature = temperature
         self.max_pixels = max_pixels
+        self.flip_average = flip_average  # average the prediction with the mirrored photo's (2x the network time)
         self.color_space = getattr(self.model.config, "color_space", "lab")
 
     @classmethod
@@ -161,7 +163,8 @@ class Colorizer:
         lightness = normalize_l(gray_to_lightness(small.clamp(0, 1)))
         with self._autocast():
             if hasattr(self.model, "predict_chroma"):
-                chroma = self.model.predict_chroma(lightness, temperature if temperature is not None else self.temperature)
+                chroma = self.model.predict_chroma(lightness, temperature if temperature is not None else self.temperature,
+                                                   flip_average=self.flip_average)
             else:
                 chroma = self.model(lightness)
         return chroma[0].float(), (net_h, net_w)

@@ -189,3 +189,22 @@ def test_preset_reuses_weights_with_its_own_temperature(tiny_weights, tmp_path, 
     assert warm.model.config.temperature == 0.9 and warm.describe() == "warmer"
     assert base.model.config.temperature != 0.9
     assert warm.colorize(gradient_image).size == gradient_image.size
+
+
+def test_flip_average_is_mirror_symmetric():
+    """With flip averaging the prediction for the mirrored photo is the mirrored prediction; without it, not."""
+    import torch
+
+    from colorizer import models
+
+    torch.manual_seed(0)
+    for head in ("classify", "regress"):
+        model = models.create("context_unet", width=8, head=head).train()  # batch statistics: a varied output
+        lightness = torch.rand(1, 1, 64, 96) * 2 - 1
+        with torch.no_grad():
+            averaged = model.predict_chroma(lightness, flip_average=True)
+            averaged_mirror = model.predict_chroma(lightness.flip(-1), flip_average=True)
+            plain = model.predict_chroma(lightness)
+            plain_mirror = model.predict_chroma(lightness.flip(-1))
+        torch.testing.assert_close(averaged_mirror, averaged.flip(-1), rtol=1e-4, atol=1e-5)
+        assert (plain_mirror - plain.flip(-1)).abs().max() > 1e-3

@@ -71,9 +71,21 @@ class ColorModel(nn.Module):
         stride = self.output_stride
         return out[..., : math.ceil(height / stride), : math.ceil(width / stride)]
 
-    def predict_chroma(self, lightness: torch.Tensor, temperature: float | None = None) -> torch.Tensor:
-        """Normalised L (B, 1, H, W) -> normalised chroma (B, 2, ceil(H/r), ceil(W/r))."""
+    def predict_chroma(self, lightness: torch.Tensor, temperature: float | None = None,
+                       flip_average: bool = False) -> torch.Tensor:
+        """Normalised L (B, 1, H, W) -> normalised chroma (B, 2, ceil(H/r), ceil(W/r)).
+
+        ``flip_average``: also run the mirrored photo and average the two predictions (the bin distributions, for a
+        classification head, before decoding), a test-time augmentation."""
         out = self(lightness)
+        if flip_average:
+            mirrored = self(lightness.flip(-1)).flip(-1)
+            if self.config.head == "classify":
+                # log of the averaged probabilities: softmax of it gives back the average
+                out = torch.logsumexp(torch.stack((torch.log_softmax(out.float(), 1),
+                                                   torch.log_softmax(mirrored.float(), 1))), 0) - math.log(2)
+            else:
+                out = (out + mirrored) / 2
         if self.config.head == "classify":
             t = self.config.temperature if temperature is None else temperature
             return self.bins.annealed_mean(out, t)
