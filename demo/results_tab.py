@@ -113,16 +113,21 @@ def export_handler(access: ResultsAccess, engine: Engine, study_name: Optional[s
                    client: str = "unknown") -> Path:
     """A zip of the full report (CSV, JSON, Markdown, HTML, chart, data dictionary), after checking the password.
 
-    Its download link works for whoever holds it (Gradio serves files by unguessable URL), so the zip is short-lived:
-    older exports are deleted here and Gradio's cached copy by the app's ``delete_cache``."""
+    Gradio serves the file to whoever holds its (unguessable) link, so the zip is encrypted with the results
+    password (AES-256; 7-Zip, WinZip or Python's ``pyzipper`` open it) and short-lived: older exports are deleted
+    here and Gradio's cached copy by the app's ``delete_cache``."""
+    import pyzipper
+
     access.check(password, client)
     remove_old_exports()
     folder = Path(tempfile.mkdtemp(prefix=EXPORT_PREFIX))
     files = write_report(engine, folder / "report", study_name)
     archive = folder / "study-report.zip"
-    with zipfile.ZipFile(archive, "w", zipfile.ZIP_DEFLATED) as bundle:
+    with pyzipper.AESZipFile(archive, "w", compression=zipfile.ZIP_DEFLATED, encryption=pyzipper.WZ_AES) as bundle:
+        bundle.setpassword(password.encode())
         for file in files:
             bundle.write(file, file.name)
+    shutil.rmtree(folder / "report")  # only the encrypted archive stays on disk
     return archive
 
 
@@ -133,7 +138,7 @@ def build_results_tab(access: ResultsAccess, engine: Engine, study_name: Optiona
     password = gr.Textbox(label="Password", type="password", elem_id="results-password")
     with gr.Row():
         show = gr.Button("Show results", variant="primary")
-        export = gr.Button("Export report (zip)")
+        export = gr.Button("Export report (zip, encrypted with the password)")
     text = gr.Markdown()
     table = gr.Dataframe(label="Acceptance per condition (95% intervals clustered by participant and photo)",
                          interactive=False)

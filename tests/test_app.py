@@ -343,3 +343,29 @@ def test_browser_double_click_answers_one_trial_and_a_second_id_starts_afresh(ru
         assert not page.locator("#consent-box input").is_visible()
     participants = {r[4] for r in _responses(database)}
     assert len(participants) >= 2
+
+
+def test_exported_report_is_encrypted_with_the_password(tmp_path, tiny_colorizer):
+    import zipfile
+
+    import numpy as np
+    import pyzipper
+    from PIL import Image
+
+    from study.db import make_engine, make_session_factory
+    from study.stimuli import StudyDesign, build_study, skimage_photos
+
+    engine = make_engine(f"sqlite:///{tmp_path / 'e.sqlite'}")
+    photos = [(label, np.asarray(Image.fromarray(rgb).resize((64, 64)))) for label, rgb in skimage_photos()]
+    with make_session_factory(engine).begin() as session:
+        build_study(session, StudyDesign(name="e", size=48), photos, {"tiny": tiny_colorizer})
+    archive = export_handler(ResultsAccess("s3cret"), engine, "e", "s3cret", client="me")
+    assert not (archive.parent / "report").exists()  # only the encrypted zip stays on disk
+    with zipfile.ZipFile(archive) as plain:  # the standard library cannot read it without the password
+        names = plain.namelist()
+        assert "summary.json" in names and all(info.flag_bits & 0x1 for info in plain.infolist())
+        with pytest.raises(RuntimeError):
+            plain.read("summary.json")
+    with pyzipper.AESZipFile(archive) as bundle:
+        bundle.setpassword(b"s3cret")
+        assert b'"study"' in bundle.read("summary.json")
