@@ -225,7 +225,7 @@ def _add_evaluate(subparsers) -> None:
 def _run_evaluate(args) -> int:
     import torch
 
-    from colorizer.evaluate import comparison_sheet, evaluate_folder, format_summary
+    from colorizer.evaluate import comparison_sheet, evaluate_folder, format_summary, per_source
 
     torch.use_deterministic_algorithms(True)
     colorizer = _make_colorizer(args, saturation=args.saturation, temperature=args.temperature)
@@ -233,6 +233,10 @@ def _run_evaluate(args) -> int:
                                        keep_outputs=args.sheet_photos if args.sheet else 0)
     print(f"model: {colorizer.name}  working size: {colorizer.size}  device: {colorizer.device}")
     print(format_summary(evaluation.summary, len(evaluation.per_photo)))
+    sources = per_source(evaluation.per_photo)
+    if len(sources) > 1:
+        print("per source (first folder of the path):")
+        print(sources.to_string(float_format=lambda v: f"{v:+.3f}" if abs(v) < 5 else f"{v:.2f}"))
     if args.out:
         evaluation.per_photo.to_csv(args.out, index=False, float_format="%.4f")
         print(f"per-photo metrics: {args.out}")

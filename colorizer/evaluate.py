@@ -115,6 +115,20 @@ def summarize(per_photo: pd.DataFrame) -> pd.DataFrame:
     return summary
 
 
+def per_source(per_photo: pd.DataFrame) -> pd.DataFrame:
+    """Mean PSNR against gray and colourfulness / ground truth per source: the first folder of each photo's path
+    (e.g. ``bsds500/x.jpg``), so a mixed validation set shows where a model is weak."""
+    sources = per_photo["photo"].map(lambda p: Path(p).parts[0] if len(Path(p).parts) > 1 else ".")
+    grouped = per_photo.assign(source=sources).groupby("source")
+    table = pd.DataFrame({
+        "photos": grouped.size(),
+        "psnr_vs_gray": grouped["psnr"].mean() - grouped["gray_psnr"].mean(),
+        "cf_ratio": grouped["colorfulness"].mean() / grouped["cf_truth"].mean(),
+        "ciede2000": grouped["ciede2000"].mean(),
+    })
+    return table
+
+
 def format_summary(summary: pd.DataFrame, photos: int) -> str:
     lines = [f"{'':8} {'PSNR dB':>8} {'MSE':>7} {'SSIM':>7} {'ab err':>7} {'dE2000':>7} {'CF':>7} {'CF gt':>7} "
              f"{'CF/gt':>6} {'dCF':>6}"]

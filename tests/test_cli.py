@@ -103,3 +103,18 @@ def test_train_cli_runs_and_resumes(tmp_path):
     second = run(*args, "--epochs", "2", "--resume")
     assert second.returncode == 0, second.stderr
     assert "resumed" in second.stderr and "trained 2 epochs" in second.stdout
+
+
+def test_evaluate_reports_each_source_folder(tiny_weights, tmp_path):
+    from skimage import data
+
+    for source, names in (("scenes", ("astronaut", "coffee")), ("animals", ("chelsea",))):
+        (tmp_path / "val" / source).mkdir(parents=True)
+        for name in names:
+            Image.fromarray(getattr(data, name)()).resize((80, 80)).save(tmp_path / "val" / source / f"{name}.png")
+    result = run("evaluate", tmp_path / "val", "--weights", tiny_weights, "--size", "64")
+    assert result.returncode == 0, result.stderr
+    table = result.stdout.split("per source")[1]
+    assert "scenes" in table and "animals" in table
+    rows = {line.split()[0]: line.split() for line in table.splitlines()[2:] if line.strip()}
+    assert rows["scenes"][1] == "2" and rows["animals"][1] == "1"  # photo counts
