@@ -57,7 +57,7 @@ RECIPES: dict[str, Recipe] = {r.name: r for r in [
         name="deepcolor-unet", paper="002 DeepColor (Tsvetkov, Walhout, Wang)",
         system="DeepColor's from-scratch U-Net (MSE): the paper's best, 53% public acceptance",
         model="unet", loss="mse", lr=1e-4, budget_images=60_000,
-        deviations=(_cpu(256, "383"), "trained on this project's 2,950 photos, not COCO/Places/ADE20K (12,000)"),
+        deviations=(_cpu(256, "383"), "trained on this project's 2,940 photos, not COCO/Places/ADE20K (12,000)"),
         reported={"MSE": 0.006, "PSNR": 23.799, "acceptance": 0.53, "epochs": 30},
     ),
     Recipe(

@@ -1,6 +1,6 @@
-"""The same photos colorized by every shipped model, beside the gray input and the ground truth: docs/models_sheet.png.
+"""The same photos colorized by every shipped model, beside the gray input and the ground truth: docs/models_sheet.jpg.
 
-    python scripts/models_sheet.py [--photos study/default_photos] [--count 6] [--out docs/models_sheet.png]
+    python scripts/models_sheet.py [--photos study/default_photos] [--count 6] [--out docs/models_sheet.jpg]
 
 Columns: gray input, one per shipped model (this project's first, then the source papers'), ground truth. Rows:
 ``--count`` photos of the folder, evenly spaced in its sorted listing (the default folder is held out from all
@@ -29,7 +29,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--photos", default=str(ROOT / "study" / "default_photos"))
     parser.add_argument("--count", type=int, default=6)
-    parser.add_argument("--out", default=str(ROOT / "docs" / "models_sheet.png"))
+    parser.add_argument("--out", default=str(ROOT / "docs" / "models_sheet.jpg"))
     args = parser.parse_args()
     torch.set_num_threads(2)
     import matplotlib
@@ -62,7 +62,7 @@ def main() -> int:
                 axis.set_title(label + group, fontsize=7)
     figure.tight_layout()
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    figure.savefig(args.out, dpi=90)
+    figure.savefig(args.out, dpi=80, pil_kwargs={"quality": 85})
     print(f"wrote {args.out}: {len(chosen)} photos x {len(names)} models")
     return 0
 
