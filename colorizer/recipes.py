@@ -52,6 +52,8 @@ def _cpu(paper_size: int, paper_batch: str = "") -> str:
     return _CPU.format(paper_size=paper_size, paper_batch=f", batch {paper_batch}" if paper_batch else "")
 
 
+# Queue order: each recipe should finish within one working session (run directories do not survive
+# between sessions here), fastest first; budgets in crops seen at 128 px.
 RECIPES: dict[str, Recipe] = {r.name: r for r in [
     Recipe(
         name="deepcolor-unet", paper="002 DeepColor (Tsvetkov, Walhout, Wang)",
@@ -61,14 +63,6 @@ RECIPES: dict[str, Recipe] = {r.name: r for r in [
         reported={"MSE": 0.006, "PSNR": 23.799, "acceptance": 0.53, "epochs": 30},
     ),
     Recipe(
-        name="deepcolor-densenet", paper="002 DeepColor",
-        system="DeepColor's DenseNet-121 encoder with a 5-block decoder and no skip connections (MSE)",
-        model="densenet121_unet", loss="mse", lr=1e-4, budget_images=50_000,
-        model_config={"decoder": "deepcolor", "skips": False},
-        deviations=(_cpu(256, "383"), _NO_IMAGENET),
-        reported={"MSE": 0.013, "PSNR": 19.468, "acceptance": 0.46, "epochs": 30},
-    ),
-    Recipe(
         name="deepcolor-mobilenet", paper="002 DeepColor",
         system="DeepColor's MobileNet v1 encoder, 5 upsampling blocks, no skip connections (MSE)",
         model="mobilenet_unet", loss="mse", lr=1e-4, budget_images=50_000,
@@ -76,6 +70,16 @@ RECIPES: dict[str, Recipe] = {r.name: r for r in [
         deviations=(_cpu(256, "383"), "MobileNet v1 built here (torchvision has only v2); no ImageNet v1 weights "
                     "exist in torchvision's format, so it always starts from random init"),
         reported={"MSE": 0.053, "PSNR": 13.102, "epochs": 30},
+    ),
+    Recipe(
+        name="manipal-fusion", paper="003 Manipal (Pradhan, Gupta, Gaurav), after Deep Koalarization",
+        system="Manipal's encoder + global-feature fusion + transpose-conv decoder (MSE, tanh)",
+        model="fusion_vgg16", loss="mse", lr=1e-3, hflip=True, scale_jitter=True, budget_images=60_000,
+        model_config={"global_source": "auto"},
+        deviations=(_cpu(256), "no ImageNet VGG-16 classifier here: the 1000-d class vector is replaced by the "
+                    "frozen 256-d global context vector of this project's balanced model (trained on the same "
+                    "photos), computed once per whole photo"),
+        reported={"epochs": 2000},
     ),
     Recipe(
         name="brown-vgg19", paper="000 Brown (Adrian, Farrell, Gurth, Vandevoorde)",
@@ -95,16 +99,6 @@ RECIPES: dict[str, Recipe] = {r.name: r for r in [
         reported={"test_huber": 0.001849, "epochs": 25},
     ),
     Recipe(
-        name="manipal-fusion", paper="003 Manipal (Pradhan, Gupta, Gaurav), after Deep Koalarization",
-        system="Manipal's encoder + global-feature fusion + transpose-conv decoder (MSE, tanh)",
-        model="fusion_vgg16", loss="mse", lr=1e-3, hflip=True, scale_jitter=True, budget_images=60_000,
-        model_config={"global_source": "auto"},
-        deviations=(_cpu(256), "no ImageNet VGG-16 classifier here: the 1000-d class vector is replaced by the "
-                    "frozen 256-d global context vector of this project's balanced model (trained on the same "
-                    "photos), computed once per whole photo"),
-        reported={"epochs": 2000},
-    ),
-    Recipe(
         name="organic-cgan", paper="004 OrGANic (Hamrick, Siu), after Nazeri et al.",
         system="OrGANic's main system: Nazeri et al.'s U-Net generator with a PatchGAN discriminator (BCE + 100 L1)",
         model="nazeri_unet", loss="gan", lr=2e-4, betas=(0.5, 0.999), hflip=True, gan_l1_weight=100.0,
@@ -121,6 +115,15 @@ RECIPES: dict[str, Recipe] = {r.name: r for r in [
         deviations=(_cpu(256), _NO_IMAGENET, "the generator is first trained with L1 alone for 12 checkpoint "
                     "intervals (15,360 crops), as Shariatnia's recipe that the paper follows does"),
         reported={"MSE": 0.0089, "SSIM": 0.8414, "epochs": 20},
+    ),
+    Recipe(
+        name="deepcolor-densenet", paper="002 DeepColor",
+        system="DeepColor's DenseNet-121 encoder with a 5-block decoder and no skip connections (MSE)",
+        model="densenet121_unet", loss="mse", lr=1e-4,
+        budget_images=30_000,  # ~5 crops/s here: 30k fits one session
+        model_config={"decoder": "deepcolor", "skips": False},
+        deviations=(_cpu(256, "383"), _NO_IMAGENET),
+        reported={"MSE": 0.013, "PSNR": 19.468, "acceptance": 0.46, "epochs": 30},
     ),
 ]}
 
