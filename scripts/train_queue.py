@@ -1,7 +1,7 @@
 """Trains the source papers' recipes one after another, each resumable, each to its budget in crops seen.
 
-Run it in the background and re-run the same command after any interruption: finished recipes (``done.json``) are
-skipped and an unfinished one resumes from its ``last.pt`` exactly. Each recipe runs in its own process, so code
+Run it in the background and re-run the same command after any interruption: finished recipes (``done.json``) and
+shipped ones (``weights/<recipe>.safetensors``) are skipped and an unfinished one resumes from its ``last.pt`` exactly. Each recipe runs in its own process, so code
 changes made while an earlier recipe trains are picked up by the later ones.
 
     nohup nice -n 10 python scripts/train_queue.py --data ../shared/data/train --runs ~/runs/recipes \\
@@ -27,6 +27,8 @@ def main() -> int:
     parser.add_argument("--data", required=True, help="folder tree of training photos")
     parser.add_argument("--runs", required=True, help="one run directory per recipe is made here")
     parser.add_argument("--only", default=None, help="comma-separated recipe names, in this order (default: all)")
+    parser.add_argument("--retrain-shipped", action="store_true",
+                        help="also train recipes whose weights already ship (default: skip them)")
     parser.add_argument("--extra", default="", help="extra flags for every `train` call, e.g. '--budget-images 80000'")
     args = parser.parse_args()
     runs = Path(args.runs).expanduser()
@@ -36,6 +38,9 @@ def main() -> int:
         out = runs / name
         if (out / "done.json").exists() and not args.extra:
             print(f"{time.strftime('%F %T')} {name}: done, skipped", flush=True)
+            continue
+        if (ROOT / "weights" / f"{name}.safetensors").exists() and not args.retrain_shipped:
+            print(f"{time.strftime('%F %T')} {name}: shipped in weights/, skipped", flush=True)
             continue
         out.mkdir(parents=True, exist_ok=True)
         command = [sys.executable, "-m", "colorizer", "train", "--recipe", name, "--data", args.data,
