@@ -8,7 +8,6 @@ so a double click or a late resubmit can only re-answer the trial it was meant f
 
 from __future__ import annotations
 
-import base64
 import json
 import logging
 from dataclasses import dataclass
@@ -98,21 +97,23 @@ COLLECT_JS = "(token, payload) => [token, window.colorizerStudy && window.colori
 # key includes the study and the external id of the link: on a shared browser, a link with another participant id
 # finds no token and starts a new participant.
 TOKEN_KEY = "colorizer-study-token"
+# the link's external id, read in the browser from the same parameters as ``external_id_from`` reads on the server
+_EXTERNAL_ID_JS = " || ".join(f"q.get('{key}')" for key in EXTERNAL_ID_PARAMS)
 _KEY_JS = ("(() => { const q = new URLSearchParams(location.search); "
-           "const id = q.get('PROLIFIC_PID') || q.get('pid') || q.get('participant') || ''; "
+           f"const id = {_EXTERNAL_ID_JS} || ''; "
            f"return '{TOKEN_KEY}:' + (q.get('study') || '') + ':' + id; }})()")
 SAVE_TOKEN_JS = f"(token) => {{ if (token) localStorage.setItem({_KEY_JS}, token); return []; }}"
 # A participant's link shows the Turing test alone: the other tabs' headers are hidden in the page too (Gradio keeps
 # a hidden tab's header on screen), so nothing on screen tells how the fakes are made.
-_HIDE_OTHER_TABS_JS = """
+_HIDE_OTHER_TABS_JS = f"""
   const q = new URLSearchParams(location.search);
-  if (q.get('study') || q.get('PROLIFIC_PID') || q.get('pid') || q.get('participant')) {
-    const hide = () => document.querySelectorAll('button[role=tab]').forEach(tab => {
+  if (q.get('study') || {_EXTERNAL_ID_JS}) {{
+    const hide = () => document.querySelectorAll('button[role=tab]').forEach(tab => {{
       if (tab.innerText.trim() !== 'Turing test') tab.style.display = 'none';
-    });
+    }});
     hide();
-    new MutationObserver(hide).observe(document.body, {childList: true, subtree: true});
-  }
+    new MutationObserver(hide).observe(document.body, {{childList: true, subtree: true}});
+  }}
 """
 LOAD_TOKEN_JS = f"() => {{ {_HIDE_OTHER_TABS_JS} return [localStorage.getItem({_KEY_JS})]; }}"
 
@@ -130,16 +131,14 @@ def trial_html(view: TrialView, service: StudyService) -> str:
     """The trial's images inline, at their native pixel size (never upscaled, so never soft).
 
     Inline ``data:`` URIs carry no URL, file name, ``Last-Modified``, ``ETag`` or caching of their own, and both
-    images of a pair arrive in one message; every stimulus has the same byte length (``served_png``)."""
+    images of a pair arrive in one message; every stimulus has the same byte length (``served_image``)."""
     labels = ["First", "Second"] if view.presentation == "sequential" else ["Left", "Right"]
     figures = []
     for index, image_id in enumerate(view.image_ids):
-        source = service.served_data_uri(image_id)
-        header = base64.b64decode(source.split(",", 1)[1][:32])  # the PNG signature and IHDR: width, height
-        width, height = int.from_bytes(header[16:20], "big"), int.from_bytes(header[20:24], "big")
+        image = service.served_image(image_id)
         caption = f"<figcaption>{labels[index]}</figcaption>" if len(view.image_ids) == 2 else ""
-        figures.append(f'<figure><img class="stimulus" alt="photo" width="{width}" height="{height}" '
-                       f'src="{source}">{caption}</figure>')
+        figures.append(f'<figure><img class="stimulus" alt="photo" width="{image.width}" height="{image.height}" '
+                       f'src="{image.data_uri}">{caption}</figure>')
     kind = "single" if view.mode == "single" else "pair"
     return (f'<div class="trial {kind}" data-trial="{view.trial_id}" data-display-ms="{view.display_ms or 0}" '
             f'data-presentation="{view.presentation}">{"".join(figures)}</div>')

@@ -152,17 +152,13 @@ class StudyService:
             self._image_cache[public_id] = content
         return self._image_cache[public_id]
 
-    def served_png(self, public_id: str) -> bytes:
-        """The bytes a participant's browser receives: the stimulus re-encoded as an uncompressed PNG.
+    def served_image(self, public_id: str) -> "ServedImage":
+        """What a participant's browser receives: the stimulus re-encoded as an uncompressed PNG, as a ``data:`` URI.
 
-        Every stimulus of a given size then has exactly the same length and chunk layout: the file size (and
-        the compressed-stream length inside it), which is larger for real photos' noisier chroma, carries
-        nothing. Only the pixels differ."""
-        return _uncompressed_png(self.image_png(public_id))
-
-    def served_data_uri(self, public_id: str) -> str:
-        """``served_png`` as a ``data:`` URI (cached with it: base64 of 300 kB is not free at 20 answers a second)."""
-        return _data_uri(self.image_png(public_id))
+        Every stimulus of a given size then has exactly the same length and chunk layout: the file size (and the
+        compressed-stream length inside it), which is larger for real photos' noisier chroma, carries nothing.
+        Only the pixels differ. Cached: re-encoding and base64 of 300 kB are not free at 20 answers a second."""
+        return _served_image(self.image_png(public_id))
 
     # --- helpers ------------------------------------------------------------------------------------------
     @staticmethod
@@ -189,15 +185,18 @@ class StudyService:
         return ParticipantState(participant.token, view, None, feedback, duplicate)
 
 
+@dataclass(frozen=True)
+class ServedImage:
+    data_uri: str
+    width: int
+    height: int
+
+
 @functools.lru_cache(maxsize=256)
-def _uncompressed_png(content: bytes) -> bytes:
+def _served_image(content: bytes) -> ServedImage:
     with Image.open(io.BytesIO(content)) as image:
         rgb = image.convert("RGB")
     buffer = io.BytesIO()
     rgb.save(buffer, format="PNG", compress_level=0)  # no metadata chunks; stored (not deflated) blocks
-    return buffer.getvalue()
-
-
-@functools.lru_cache(maxsize=256)
-def _data_uri(content: bytes) -> str:
-    return "data:image/png;base64," + base64.b64encode(_uncompressed_png(content)).decode("ascii")
+    uri = "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
+    return ServedImage(uri, rgb.width, rgb.height)
