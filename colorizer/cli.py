@@ -42,7 +42,8 @@ def _add_train(subparsers) -> None:
                    f"(default {defaults.encoder_lr}; pass the --lr value for one rate everywhere)")
     p.add_argument("--beta1", type=float, help="Adam beta1 (0.9; the GAN papers use 0.5)")
     p.add_argument("--weight-decay", type=float, help=f"default {defaults.weight_decay}")
-    p.add_argument("--schedule", choices=["plateau", "none"], help="ReduceLROnPlateau on the validation loss, or none")
+    p.add_argument("--schedule", choices=["plateau", "cosine", "none"],
+                   help="ReduceLROnPlateau on the validation loss, a cosine decay to zero at --budget-images, or none")
     p.add_argument("--plateau-patience", type=int, help=f"default {defaults.plateau_patience}")
     p.add_argument("--freeze-encoder", action="store_true", help="freeze an ImageNet-loaded encoder (Brown)")
     p.add_argument("--no-hflip", dest="hflip", action="store_false", help="no random horizontal flips")
@@ -212,7 +213,8 @@ def _run_samples(args) -> int:
 
 def _add_evaluate(subparsers) -> None:
     p = subparsers.add_parser("evaluate", help="metrics on a folder of color photos against the gray baseline")
-    p.add_argument("folder", help="folder of color photos")
+    p.add_argument("folders", nargs="+", metavar="folder", help="folder(s) of color photos")
+    _add_holdout_argument(p)
     _add_model_arguments(p)
     p.add_argument("--temperature", type=float, default=None, help="annealed-mean temperature (classification models)")
     p.add_argument("--saturation", type=float, default=1.0)
@@ -222,14 +224,74 @@ def _add_evaluate(subparsers) -> None:
     p.add_argument("--limit", type=int, default=None, help="only the first N photos")
 
 
+def _add_holdout_argument(p) -> None:
+    p.add_argument("--holdout", default=None, metavar="TRAIN",
+                   help="also the photos training holds out of this training folder (3%%, seed 0): with val, a "
+                        "validation set spanning every training source")
+    p.add_argument("--flip-average", action="store_true",
+                   help="average each prediction with the mirrored photo's (twice the network time)")
+
+
+def _validation_photos(args) -> list:
+    from colorizer.data import named_held_out, named_photos
+
+    photos = named_photos(*args.folders)
+    return (named_held_out(args.holdout) if args.holdout else []) + photos
+
+
+def _add_tune(subparsers) -> None:
+    p = subparsers.add_parser("tune", help="choose a classification model's decoding temperature on validation "
+                                           "photos: the highest PSNR with colourfulness >= --min-cf of ground truth")
+    p.add_argument("folders", nargs="+", metavar="folder", help="folder(s) of color photos")
+    _add_holdout_argument(p)
+    _add_model_arguments(p)
+    p.add_argument("--min-cf", type=float, default=0.9, help="least colourfulness / ground truth (default 0.9)")
+    p.add_argument("--temperatures", default=None, help="comma-separated (default: 0.2 ... 1.0)")
+    p.add_argument("--plot", default=None, help="PNG of PSNR against colourfulness per source and temperature")
+    p.add_argument("--out", default=None, help="per-photo, per-temperature CSV")
+
+
+def _run_tune(args) -> int:
+    from colorizer.tuning import DEFAULT_TEMPERATURES, choose_temperature, frontier, plot_frontier, temperature_sweep
+
+    temperatures = ([float(t) for t in args.temperatures.split(",")] if args.temperatures
+                    else list(DEFAULT_TEMPERATURES))
+    colorizer = _make_colorizer(args, flip_average=args.flip_average)
+    sweep = temperature_sweep(colorizer, _validation_photos(args), temperatures)
+    if sweep.empty:
+        raise ValueError("none of the photos has colour to compare against")
+    overall = frontier(sweep)
+    choice = choose_temperature(overall, args.min_cf)
+    print(f"model: {colorizer.name}  working size: {colorizer.size}  photos: {sweep['photo'].nunique()}")
+    formats = {"psnr_vs_gray": "{:+.3f}".format, "cf_ratio": "{:.3f}".format}
+    print(overall.to_string(formatters=formats))
+    print(f"per source at T={choice.temperature:g}:")
+    by_source = frontier(sweep, by_source=True).xs(choice.temperature, level="temperature")
+    print(by_source.to_string(formatters=formats))
+    rule = f"highest PSNR with colourfulness >= {args.min_cf:g} of ground truth"
+    if choice.meets_rule:
+        print(f"chosen ({rule}): T={choice.temperature:g}: PSNR {choice.psnr_vs_gray:+.3f} dB against gray, "
+              f"colourfulness {choice.cf_ratio:.3f}")
+    else:
+        print(f"no temperature reaches colourfulness {args.min_cf:g}; the most colourful: T={choice.temperature:g} "
+              f"({choice.cf_ratio:.3f}, PSNR {choice.psnr_vs_gray:+.3f} dB against gray)")
+    if args.out:
+        sweep.to_csv(args.out, index=False, float_format="%.4f")
+        print(f"per-photo metrics: {args.out}")
+    if args.plot:
+        print(f"frontier plot: {plot_frontier(sweep, args.plot, choice, args.min_cf, title=colorizer.name)}")
+    return 0
+
+
 def _run_evaluate(args) -> int:
     import torch
 
     from colorizer.evaluate import comparison_sheet, evaluate_folder, format_summary, per_source
 
     torch.use_deterministic_algorithms(True)
-    colorizer = _make_colorizer(args, saturation=args.saturation, temperature=args.temperature)
-    evaluation, kept = evaluate_folder(colorizer, args.folder, limit=args.limit,
+    colorizer = _make_colorizer(args, saturation=args.saturation, temperature=args.temperature,
+                                flip_average=args.flip_average)
+    evaluation, kept = evaluate_folder(colorizer, _validation_photos(args), limit=args.limit,
                                        keep_outputs=args.sheet_photos if args.sheet else 0)
     print(f"model: {colorizer.name}  working size: {colorizer.size}  device: {colorizer.device}")
     print(format_summary(evaluation.summary, len(evaluation.per_photo)))
@@ -253,6 +315,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_models(subparsers)
     _add_train(subparsers)
     _add_evaluate(subparsers)
+    _add_tune(subparsers)
     _add_samples(subparsers)
     return parser
 
@@ -263,7 +326,7 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.DEBUG if args.verbose else quiet,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     handlers = {"colorize": _run_colorize, "models": _run_models, "train": _run_train,
-                "evaluate": _run_evaluate, "samples": _run_samples}
+                "evaluate": _run_evaluate, "tune": _run_tune, "samples": _run_samples}
     try:
         return handlers[args.command](args)
     except KeyboardInterrupt:

@@ -126,6 +126,31 @@ def split_holdout(paths: list[Path], fraction: float, seed: int = 0) -> tuple[li
     return sorted(paths[i] for i in order[count:]), held
 
 
+def held_out_photos(train_root: str | os.PathLike, fraction: float = 0.03, seed: int = 0) -> list[Path]:
+    """The photos of ``train_root`` that training holds out for validation (the trainer's default split): with
+    ``val`` they make a validation set that spans every training source, not only the val folder's scenes."""
+    return split_holdout(list_images(train_root), fraction, seed)[1]
+
+
+def named_photos(*sources: str | os.PathLike | list) -> list[tuple[str, Path]]:
+    """(name, path) of every image in each folder (named by the path below it, so the first folder is the photo's
+    source, e.g. ``osie/x.jpg``) or list of paths (named by file name)."""
+    named = []
+    for source in sources:
+        if isinstance(source, (list, tuple)):
+            named += [(Path(p).name, Path(p)) for p in source]
+        else:
+            root = Path(source)
+            named += [(str(p.relative_to(root)) if root.is_dir() else p.name, p) for p in list_images(root)]
+    return named
+
+
+def named_held_out(train_root: str | os.PathLike, fraction: float = 0.03, seed: int = 0) -> list[tuple[str, Path]]:
+    """``held_out_photos`` named by their path below ``train_root`` (``osie/x.jpg``)."""
+    root = Path(train_root)
+    return [(str(p.relative_to(root)), p) for p in held_out_photos(root, fraction, seed)]
+
+
 class CropSampler:
     """Draws batches of random crops (with random scale and horizontal flips) from a ``PhotoCache``.
 

@@ -18,7 +18,7 @@ from skimage.metrics import structural_similarity
 from tqdm import tqdm
 
 from colorizer.color import rgb_to_lab
-from colorizer.data import colorfulness, list_images
+from colorizer.data import colorfulness, named_photos
 from colorizer.imageio import GrayPhoto, load_photo
 from colorizer.inference import Colorizer
 
@@ -71,15 +71,19 @@ class Evaluation:
 
 def evaluate_folder(colorizer: Colorizer, folder: str | Path | list, size: int | None = None, progress: bool = True,
                     limit: int | None = None, keep_outputs: int = 0) -> tuple[Evaluation, list]:
-    """Runs ``colorizer`` on the grayscale version of every colour photo in ``folder`` (or a list of paths).
+    """Runs ``colorizer`` on the grayscale version of every colour photo in ``folder``: a folder, a list of paths,
+    or a list of (name, path) pairs (``colorizer.data.named_photos``; the name's first folder is its source).
 
     Returns the evaluation and up to ``keep_outputs`` (name, gray, output, truth) tuples for a comparison sheet.
     """
     rows, kept = [], []
-    paths = [Path(p) for p in folder][:limit] if isinstance(folder, list) else list_images(folder)[:limit]
-    if not paths:
+    if isinstance(folder, list) and folder and isinstance(folder[0], tuple):
+        photos = folder[:limit]
+    else:
+        photos = named_photos(folder)[:limit]
+    if not photos:
         raise ValueError(f"no images in {str(folder)!r}")
-    for path in tqdm(paths, desc="evaluating", unit="photo", disable=not progress):
+    for name, path in tqdm(photos, desc="evaluating", unit="photo", disable=not progress):
         photo = load_photo(path)
         if photo.rgb is None:
             continue  # a grayscale photo has no ground-truth colour
@@ -87,9 +91,7 @@ def evaluate_folder(colorizer: Colorizer, folder: str | Path | list, size: int |
         gray_photo = GrayPhoto(photo.gray, None, None)
         output = np.asarray(colorizer.colorize_photo(gray_photo, size=size))
         baseline = gray_rgb(photo)
-        in_folder = not isinstance(folder, list) and Path(folder).is_dir()
-        row = {"photo": str(Path(path).relative_to(folder)) if in_folder else Path(path).name,
-               "cf_truth": colorfulness(truth)}
+        row = {"photo": name, "cf_truth": colorfulness(truth)}
         row.update({f"{k}": v for k, v in photo_metrics(output, truth).items()})
         row.update({f"gray_{k}": v for k, v in photo_metrics(baseline, truth).items()})
         rows.append(row)
@@ -115,10 +117,16 @@ def summarize(per_photo: pd.DataFrame) -> pd.DataFrame:
     return summary
 
 
+def source_of(name: str) -> str:
+    """The first folder of a photo's name (``osie/x.jpg`` -> ``osie``); ``.`` for a bare file name."""
+    parts = Path(name).parts
+    return parts[0] if len(parts) > 1 else "."
+
+
 def per_source(per_photo: pd.DataFrame) -> pd.DataFrame:
     """Mean PSNR against gray and colourfulness / ground truth per source: the first folder of each photo's path
     (e.g. ``bsds500/x.jpg``), so a mixed validation set shows where a model is weak."""
-    sources = per_photo["photo"].map(lambda p: Path(p).parts[0] if len(Path(p).parts) > 1 else ".")
+    sources = per_photo["photo"].map(source_of)
     grouped = per_photo.assign(source=sources).groupby("source")
     table = pd.DataFrame({
         "photos": grouped.size(),

@@ -152,15 +152,19 @@ class Colorizer:
             return torch.autocast("cuda", dtype=torch.float16)
         return contextlib.nullcontext()
 
-    @torch.inference_mode()
-    def predict_chroma(self, gray: np.ndarray, size: int | None = None,
-                       temperature: float | None = None) -> tuple[torch.Tensor, tuple[int, int]]:
-        """Full-res gray (H, W) -> (normalised chroma (2, hc, wc), network input shape)."""
+    def network_input(self, gray: np.ndarray, size: int | None = None) -> tuple[torch.Tensor, tuple[int, int]]:
+        """Full-res gray (H, W) in [0, 1] -> (normalised L (1, 1, h, w) at the working size, (h, w))."""
         height, width = gray.shape
         net_h, net_w = working_shape(height, width, size or self.size)
         tensor = torch.from_numpy(np.ascontiguousarray(gray))[None, None].to(self.device)
         small = F.interpolate(tensor, size=(net_h, net_w), mode="bilinear", antialias=True, align_corners=False)
-        lightness = normalize_l(gray_to_lightness(small.clamp(0, 1)))
+        return normalize_l(gray_to_lightness(small.clamp(0, 1))), (net_h, net_w)
+
+    @torch.inference_mode()
+    def predict_chroma(self, gray: np.ndarray, size: int | None = None,
+                       temperature: float | None = None) -> tuple[torch.Tensor, tuple[int, int]]:
+        """Full-res gray (H, W) -> (normalised chroma (2, hc, wc), network input shape)."""
+        lightness, (net_h, net_w) = self.network_input(gray, size)
         with self._autocast():
             if hasattr(self.model, "predict_chroma"):
                 chroma = self.model.predict_chroma(lightness, temperature if temperature is not None else self.temperature,

@@ -52,8 +52,8 @@ def _cpu(paper_size: int, paper_batch: str = "") -> str:
     return _CPU.format(paper_size=paper_size, paper_batch=f", batch {paper_batch}" if paper_batch else "")
 
 
-# Queue order: each recipe should finish within one working session (run directories do not survive
-# between sessions here), fastest first; budgets in crops seen at 128 px.
+# Queue order: fastest to finish first (run directories did not always survive between sessions here, so each
+# recipe should finish within one working session); budgets in crops seen at 128 px.
 RECIPES: dict[str, Recipe] = {r.name: r for r in [
     Recipe(
         name="deepcolor-unet", paper="002 DeepColor (Tsvetkov, Walhout, Wang)",
@@ -70,6 +70,15 @@ RECIPES: dict[str, Recipe] = {r.name: r for r in [
         deviations=(_cpu(256, "383"), "MobileNet v1 built here (torchvision has only v2); no ImageNet v1 weights "
                     "exist in torchvision's format, so it always starts from random init"),
         reported={"MSE": 0.053, "PSNR": 13.102, "epochs": 30},
+    ),
+    Recipe(
+        name="organic-cgan", paper="004 OrGANic (Hamrick, Siu), after Nazeri et al.",
+        system="OrGANic's main system: Nazeri et al.'s U-Net generator with a PatchGAN discriminator (BCE + 100 L1)",
+        model="nazeri_unet", loss="gan", lr=2e-4, betas=(0.5, 0.999), hflip=True, gan_l1_weight=100.0,
+        gan_real_label=0.9, budget_images=50_000, model_config={"base_channels": 32},
+        deviations=(_cpu(256), "generator at half width (32 -> 256 channels instead of 64 -> 512): the full "
+                    "network (46.9M parameters, 94 MB in fp16) does not fit the 50 MB file limit and trains 4x slower here"),
+        reported={"MSE": 0.0123, "SSIM": 0.8503, "epochs": 20},
     ),
     Recipe(
         name="manipal-fusion", paper="003 Manipal (Pradhan, Gupta, Gaurav), after Deep Koalarization",
@@ -97,15 +106,6 @@ RECIPES: dict[str, Recipe] = {r.name: r for r in [
         budget_images=24_000,
         deviations=(_cpu(224), _NO_IMAGENET + " (3e-6 applies only to a loaded ImageNet encoder)"),
         reported={"test_huber": 0.001849, "epochs": 25},
-    ),
-    Recipe(
-        name="organic-cgan", paper="004 OrGANic (Hamrick, Siu), after Nazeri et al.",
-        system="OrGANic's main system: Nazeri et al.'s U-Net generator with a PatchGAN discriminator (BCE + 100 L1)",
-        model="nazeri_unet", loss="gan", lr=2e-4, betas=(0.5, 0.999), hflip=True, gan_l1_weight=100.0,
-        gan_real_label=0.9, budget_images=50_000, model_config={"base_channels": 32},
-        deviations=(_cpu(256), "generator at half width (32 -> 256 channels instead of 64 -> 512): the full "
-                    "network (46.9M parameters, 94 MB in fp16) does not fit the 50 MB file limit and trains 4x slower here"),
-        reported={"MSE": 0.0123, "SSIM": 0.8503, "epochs": 20},
     ),
     Recipe(
         name="organic-resnet18", paper="004 OrGANic, after Shariatnia's ResNet-18 U-Net",

@@ -31,6 +31,8 @@ from colorizer.weights import WeightsInfo, load_weights, save_weights
 
 log = logging.getLogger(__name__)
 
+SCHEDULES = ("plateau", "cosine", "none")
+
 
 @dataclass
 class TrainConfig:
@@ -56,7 +58,8 @@ class TrainConfig:
     encoder_lr: float = 3e-6  # Adam learning rate of ImageNet-pretrained encoders (UCSD paper)
     betas: tuple = (0.9, 0.999)  # Adam betas (pix2pix / OrGANic: 0.5, 0.999)
     weight_decay: float = 0.0
-    schedule: str = "plateau"  # "plateau" (ReduceLROnPlateau on the validation loss) or "none"
+    schedule: str = "plateau"  # "plateau" (ReduceLROnPlateau on the validation loss), "cosine" (to zero at the
+    # budget, per step) or "none"
     plateau_patience: int = 3  # epochs without improvement before ReduceLROnPlateau halves the rates
     freeze_encoder: bool = False  # freeze an encoder whose ImageNet weights were loaded (a random one always trains)
     bn_crops: int = 256  # training crops over which BatchNorm statistics are re-estimated before validation
@@ -77,8 +80,16 @@ class TrainConfig:
 
     def __post_init__(self):
         self.betas = tuple(self.betas)
-        if self.schedule not in ("plateau", "none"):
-            raise ValueError(f"schedule must be 'plateau' or 'none', got {self.schedule!r}")
+        if self.schedule not in SCHEDULES:
+            raise ValueError(f"schedule must be one of {', '.join(SCHEDULES)}, got {self.schedule!r}")
+        if self.schedule == "cosine" and not self.budget_images:
+            raise ValueError("the cosine schedule decays to zero at the budget: give budget_images")
+
+
+def cosine_factor(images_seen: int, budget_images: int) -> float:
+    """Learning-rate multiplier of a cosine decay from 1 at the start to 0 at the budget."""
+    progress = min(max(images_seen / budget_images, 0.0), 1.0)
+    return 0.5 * (1 + math.cos(math.pi * progress))
 
 
 def color_space_of(model: nn.Module) -> str:
@@ -376,6 +387,12 @@ class Trainer:
         )
         save_weights(self.model, path, info)
 
+    def _set_cosine_rate(self, images_seen: int) -> None:
+        factor = cosine_factor(images_seen, self.config.budget_images)
+        for group in self.optimizer.param_groups:
+            group.setdefault("base_lr", group["lr"])  # kept in the optimizer state, so a resume decays the same way
+            group["lr"] = group["base_lr"] * factor
+
     # --- the loop -------------------------------------------------------------------------------------------
     def fit(self) -> list[dict]:
         config = self.config
@@ -387,6 +404,8 @@ class Trainer:
             bar = tqdm(range(self.steps_per_epoch), desc=f"epoch {self.epoch + 1}", disable=not config.progress,
                        unit="batch", leave=False)
             for step in bar:
+                if config.schedule == "cosine":
+                    self._set_cosine_rate(self.images_seen + step * config.batch)
                 rgb, indices = self.sampler.sample(config.batch, with_indices=True)
                 running += self.train_step(rgb, indices)
                 images_per_second = (step + 1) * config.batch / (time.monotonic() - epoch_start)

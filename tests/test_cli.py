@@ -118,3 +118,36 @@ def test_evaluate_reports_each_source_folder(tiny_weights, tmp_path):
     assert "scenes" in table and "animals" in table
     rows = {line.split()[0]: line.split() for line in table.splitlines()[2:] if line.strip()}
     assert rows["scenes"][1] == "2" and rows["animals"][1] == "1"  # photo counts
+
+
+def test_tune_chooses_a_temperature_on_val_and_held_out_training_photos(tiny_weights, tmp_path):
+    from skimage import data
+
+    for folder, source, names in (("val", "scenes", ("astronaut",)), ("train", "animals", ("chelsea", "coffee"))):
+        (tmp_path / folder / source).mkdir(parents=True)
+        for name in names:
+            Image.fromarray(getattr(data, name)()).resize((80, 80)).save(tmp_path / folder / source / f"{name}.png")
+    plot = tmp_path / "frontier.png"
+    result = run("tune", tmp_path / "val", "--holdout", tmp_path / "train", "--weights", tiny_weights,
+                 "--temperatures", "0.3,0.6,1", "--min-cf", "0", "--plot", plot)
+    assert result.returncode == 0, result.stderr
+    assert "photos: 2" in result.stdout  # one val photo and the one held out of two training photos (3%, at least 1)
+    assert "chosen (highest PSNR with colourfulness >= 0" in result.stdout and plot.stat().st_size > 10_000
+    table = result.stdout.split("per source")[0]
+    rows = [line.split() for line in table.splitlines() if line.strip()[:1].isdigit()]
+    assert [float(row[0]) for row in rows] == [0.3, 0.6, 1.0]
+    best = max(rows, key=lambda row: float(row[2]))
+    assert f"T={float(best[0]):g}:" in result.stdout  # min-cf 0: every temperature is eligible, so the best PSNR wins
+
+
+def test_tune_refuses_a_regression_model(tmp_path):
+    from colorizer import models
+    from colorizer.weights import WeightsInfo, save_weights
+
+    model = models.create("unet", base_channels=4)
+    path = tmp_path / "regression.safetensors"
+    save_weights(model, path, WeightsInfo("unet", model.config.to_dict(), working_size=64))
+    (tmp_path / "val").mkdir()
+    Image.new("RGB", (40, 40), (200, 30, 30)).save(tmp_path / "val" / "red.png")
+    result = run("tune", tmp_path / "val", "--weights", path)
+    assert result.returncode == 2 and "regression model" in result.stderr and "Traceback" not in result.stderr

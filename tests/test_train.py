@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from colorizer.data import PhotoCache, is_near_grayscale
-from colorizer.train import TrainConfig, Trainer
+from colorizer.train import TrainConfig, Trainer, cosine_factor
 
 
 def synthetic_cache(count=6, side=40, seed=0):
@@ -52,6 +52,28 @@ def test_resume_reproduces_the_uninterrupted_run(tmp_path):
     assert resumed.history[-1]["val_loss"] == pytest.approx(straight.history[-1]["val_loss"], rel=1e-6)
     for name, tensor in straight.model.state_dict().items():
         torch.testing.assert_close(resumed.model.state_dict()[name], tensor)
+
+
+def test_cosine_schedule_decays_to_zero_at_the_budget_and_resumes_exactly(tmp_path):
+    budget = 3 * 3 * 4  # three epochs of three steps of four crops
+    straight = make_trainer(tmp_path / "straight", schedule="cosine", budget_images=budget)
+    straight.fit()
+    rates = [row["lr"] for row in straight.history]
+    assert len(rates) == 3 and rates[0] > rates[1] > rates[2]
+    assert rates[2] == pytest.approx(3e-3 * cosine_factor(budget - 4, budget))  # the last step's rate, near zero
+    assert rates[2] < 0.05 * 3e-3
+    first = make_trainer(tmp_path / "split", schedule="cosine", budget_images=budget, epochs=1)
+    first.fit()
+    resumed = make_trainer(tmp_path / "split", schedule="cosine", budget_images=budget)
+    assert resumed.resume()
+    resumed.fit()
+    assert [row["lr"] for row in resumed.history] == pytest.approx(rates)
+    assert resumed.history[-1]["train_loss"] == pytest.approx(straight.history[-1]["train_loss"], rel=1e-6)
+
+
+def test_cosine_schedule_needs_a_budget():
+    with pytest.raises(ValueError, match="budget"):
+        TrainConfig(schedule="cosine")
 
 
 @pytest.mark.parametrize("loss", ["huber", "blur", "classify", "gan"])

@@ -71,9 +71,8 @@ class ColorModel(nn.Module):
         stride = self.output_stride
         return out[..., : math.ceil(height / stride), : math.ceil(width / stride)]
 
-    def predict_chroma(self, lightness: torch.Tensor, temperature: float | None = None,
-                       flip_average: bool = False) -> torch.Tensor:
-        """Normalised L (B, 1, H, W) -> normalised chroma (B, 2, ceil(H/r), ceil(W/r)).
+    def predict_output(self, lightness: torch.Tensor, flip_average: bool = False) -> torch.Tensor:
+        """The network's output for normalised L: chroma, or bin logits for a classification head.
 
         ``flip_average``: also run the mirrored photo and average the two predictions (the bin distributions, for a
         classification head, before decoding), a test-time augmentation."""
@@ -86,6 +85,12 @@ class ColorModel(nn.Module):
                                                    torch.log_softmax(mirrored.float(), 1))), 0) - math.log(2)
             else:
                 out = (out + mirrored) / 2
+        return out
+
+    def predict_chroma(self, lightness: torch.Tensor, temperature: float | None = None,
+                       flip_average: bool = False) -> torch.Tensor:
+        """Normalised L (B, 1, H, W) -> normalised chroma (B, 2, ceil(H/r), ceil(W/r))."""
+        out = self.predict_output(lightness, flip_average)
         if self.config.head == "classify":
             t = self.config.temperature if temperature is None else temperature
             return self.bins.annealed_mean(out, t)
