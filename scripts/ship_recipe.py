@@ -1,6 +1,6 @@
 """Ship a source-paper recipe's run: weights/<recipe>.safetensors and its model card weights/<recipe>.md.
 
-    python scripts/ship_recipe.py RUN_DIR --val ../shared/data/val [--precision int8] [--int8-photos 20]
+    python scripts/ship_recipe.py RUN_DIR --val ../shared/data/val --holdout ../shared/data/train [--precision int8]
 
 Takes the run's ``last.safetensors`` (BatchNorm statistics re-estimated before it was written), names it after its
 recipe, stores it in fp16 or int8 (int8 only if it changes PSNR on the first ``--int8-photos`` validation photos by
@@ -23,8 +23,8 @@ sys.path.insert(0, str(ROOT))
 import torch  # noqa: E402
 
 from colorizer import Colorizer  # noqa: E402
-from colorizer.data import list_images  # noqa: E402
-from colorizer.evaluate import evaluate_folder, format_summary  # noqa: E402
+from colorizer.data import list_images, named_held_out  # noqa: E402
+from colorizer.evaluate import evaluate_folder, format_summary, per_source  # noqa: E402
 from colorizer.recipes import get_recipe  # noqa: E402
 from colorizer.weights import WEIGHTS_DIR, load_weights, read_info, save_weights  # noqa: E402
 
@@ -42,6 +42,8 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("run", help="the recipe's run directory")
     parser.add_argument("--val", required=True, help="validation photos (../shared/data/val)")
+    parser.add_argument("--holdout", default=None, metavar="TRAIN",
+                        help="also report the photos training held out of this folder, per source")
     parser.add_argument("--precision", choices=["fp16", "int8"], default="fp16")
     parser.add_argument("--int8-photos", type=int, default=20)
     parser.add_argument("--notes", default="", help="Markdown added to the card (what is still short, ...)")
@@ -72,6 +74,20 @@ def main() -> int:
     colorizer = Colorizer(target, device="cpu")
     evaluation, _ = evaluate_folder(colorizer, args.val, progress=False)
     summary = evaluation.summary
+    broad = ""
+    if args.holdout:
+        import pandas as pd
+
+        held, _ = evaluate_folder(colorizer, named_held_out(args.holdout), progress=False)
+        table = per_source(pd.concat([held.per_photo, evaluation.per_photo], ignore_index=True))
+        rows = "\n".join(f"| {source} | {int(row.photos)} | {row.psnr_vs_gray:+.2f} dB | {row.cf_ratio:.3f} | "
+                         f"{row.ciede2000:.2f} |" for source, row in table.iterrows())
+        broad = f"""## Per source, with the photos training held out ({len(held.per_photo)} of `{args.holdout}`, never trained on)
+
+| source | photos | PSNR vs gray | colourfulness / ground truth | CIEDE2000 |
+|---|---|---|---|---|
+{rows}
+"""
     model_row, gray_row = summary.loc["model"], summary.loc["gray"]
     training = info.training
     reported = "; ".join(f"{k} {v}" for k, v in recipe.reported.items()) or "none"
@@ -120,6 +136,7 @@ def main() -> int:
 The paper's numbers, in its own words: {reported}. They were measured on the paper's data (and, for MSE, on the
 paper's scale where it says one), so they compare in kind, not digit for digit.
 
+{broad}
 {curve}
 
 ## Where this differs from the paper, and why
