@@ -21,7 +21,7 @@ import torch.nn.functional as F
 from colorizer import Colorizer
 from colorizer.color import rgb_to_lab
 from colorizer.data import colorfulness, named_held_out, named_photos
-from colorizer.evaluate import psnr_uint8, source_of
+from colorizer.evaluate import gray_rgb, psnr_uint8, source_of
 from colorizer.imageio import load_photo
 from colorizer.inference import merge_full_resolution
 
@@ -37,10 +37,9 @@ def collect(colorizer: Colorizer, photos: list) -> list[dict]:
         small = F.interpolate(truth, size=logits.shape[-2:], mode="area")[0].double()
         indices, weights = model.bins.soft_encode((rgb_to_lab(small)[1:] / 110).float()[None])
         histogram = torch.zeros(model.bins.count).index_add_(0, indices.flatten(), weights.flatten())
-        gray = np.repeat(np.round(photo.gray * 255).astype(np.uint8)[..., None], 3, axis=2)
         items.append({"source": source_of(name), "split": split, "gray": photo.gray, "rgb": photo.rgb,
                       "logits": logits.half(), "shape": shape, "histogram": histogram,
-                      "gray_psnr": psnr_uint8(gray, photo.rgb), "truth_lab": _mean_ab(photo.rgb)})
+                      "gray_psnr": psnr_uint8(gray_rgb(photo), photo.rgb), "truth_lab": _mean_ab(photo.rgb)})
     return items
 
 
