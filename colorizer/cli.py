@@ -240,40 +240,47 @@ def _validation_photos(args) -> list:
 
 
 def _add_tune(subparsers) -> None:
-    p = subparsers.add_parser("tune", help="choose a classification model's decoding temperature on validation "
-                                           "photos: the highest PSNR with colourfulness >= --min-cf of ground truth")
+    p = subparsers.add_parser("tune", help="choose a classification model's decoding on validation photos: the "
+                                           "highest PSNR with colourfulness >= --min-cf of ground truth")
     p.add_argument("folders", nargs="+", metavar="folder", help="folder(s) of color photos")
     _add_holdout_argument(p)
     _add_model_arguments(p)
     p.add_argument("--min-cf", type=float, default=0.9, help="least colourfulness / ground truth (default 0.9)")
     p.add_argument("--temperatures", default=None, help="comma-separated (default: 0.2 ... 1.0)")
-    p.add_argument("--plot", default=None, help="PNG of PSNR against colourfulness per source and temperature")
-    p.add_argument("--out", default=None, help="per-photo, per-temperature CSV")
+    p.add_argument("--undo-rebalancing", default="0", metavar="BETAS",
+                   help="comma-separated: subtract beta * log(class weight) from the logits first (default 0)")
+    p.add_argument("--gains", default="1", help="comma-separated chroma gains (default 1)")
+    p.add_argument("--plot", default=None, help="PNG of PSNR against colourfulness per source and decoding")
+    p.add_argument("--out", default=None, help="per-photo, per-decoding CSV")
+
+
+def _floats(text: str) -> list[float]:
+    return [float(value) for value in text.split(",")]
 
 
 def _run_tune(args) -> int:
-    from colorizer.tuning import DEFAULT_TEMPERATURES, choose_temperature, frontier, plot_frontier, temperature_sweep
+    from colorizer.tuning import DECODING, DEFAULT_TEMPERATURES, choose_decoding, decoding_sweep, frontier, plot_frontier
 
-    temperatures = ([float(t) for t in args.temperatures.split(",")] if args.temperatures
-                    else list(DEFAULT_TEMPERATURES))
+    temperatures = _floats(args.temperatures) if args.temperatures else list(DEFAULT_TEMPERATURES)
     colorizer = _make_colorizer(args, flip_average=args.flip_average)
-    sweep = temperature_sweep(colorizer, _validation_photos(args), temperatures)
+    sweep = decoding_sweep(colorizer, _validation_photos(args), temperatures, _floats(args.undo_rebalancing),
+                           _floats(args.gains))
     if sweep.empty:
         raise ValueError("none of the photos has colour to compare against")
     overall = frontier(sweep)
-    choice = choose_temperature(overall, args.min_cf)
+    choice = choose_decoding(overall, args.min_cf)
     print(f"model: {colorizer.name}  working size: {colorizer.size}  photos: {sweep['photo'].nunique()}")
     formats = {"psnr_vs_gray": "{:+.3f}".format, "cf_ratio": "{:.3f}".format}
-    print(overall.to_string(formatters=formats))
-    print(f"per source at T={choice.temperature:g}:")
-    by_source = frontier(sweep, by_source=True).xs(choice.temperature, level="temperature")
+    print(overall.reset_index().to_string(index=False, formatters=formats))
+    print(f"per source at {choice.label()}:")
+    by_source = frontier(sweep, by_source=True).xs(tuple(choice.decoding.values()), level=list(DECODING))
     print(by_source.to_string(formatters=formats))
     rule = f"highest PSNR with colourfulness >= {args.min_cf:g} of ground truth"
     if choice.meets_rule:
-        print(f"chosen ({rule}): T={choice.temperature:g}: PSNR {choice.psnr_vs_gray:+.3f} dB against gray, "
+        print(f"chosen ({rule}): {choice.label()}: PSNR {choice.psnr_vs_gray:+.3f} dB against gray, "
               f"colourfulness {choice.cf_ratio:.3f}")
     else:
-        print(f"no temperature reaches colourfulness {args.min_cf:g}; the most colourful: T={choice.temperature:g} "
+        print(f"no decoding reaches colourfulness {args.min_cf:g}; the most colourful: {choice.label()} "
               f"({choice.cf_ratio:.3f}, PSNR {choice.psnr_vs_gray:+.3f} dB against gray)")
     if args.out:
         sweep.to_csv(args.out, index=False, float_format="%.4f")

@@ -1,13 +1,15 @@
-"""Choosing a classification model's decoding temperature on validation photos, by a stated rule.
+"""Choosing a classification model's decoding on validation photos, by a stated rule.
 
-The network runs once per photo; each temperature only re-decodes its bin distribution (annealed mean), so a sweep
-costs little more than one evaluation. The rule: the highest PSNR among temperatures whose colourfulness is at
-least ``min_cf`` of the ground truth's (mean over photos), because dull colours score well on PSNR and vivid wrong
-ones score badly: both axes count.
+The network runs once per photo; each decoding (temperature, undoing part of the class rebalancing, a chroma gain:
+``AbBins.decode``) only re-decodes its bin distribution, so a sweep costs little more than one evaluation per
+decoding. The rule: the highest PSNR among decodings whose colourfulness is at least ``min_cf`` of the ground
+truth's (mean over photos), because dull colours score well on PSNR and vivid wrong ones score badly: both axes
+count.
 """
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -22,14 +24,16 @@ from colorizer.imageio import load_photo
 from colorizer.inference import Colorizer, merge_full_resolution
 
 DEFAULT_TEMPERATURES = (0.2, 0.25, 0.3, 0.38, 0.45, 0.5, 0.6, 0.7, 0.8, 1.0)
+DECODING = ("temperature", "undo_rebalancing", "chroma_gain")  # the columns that name one decoding
 
 
-def temperature_sweep(colorizer: Colorizer, photos: list[tuple[str, Path]], temperatures=DEFAULT_TEMPERATURES,
-                      progress: bool = True) -> pd.DataFrame:
-    """One row per (photo, temperature): PSNR of the output and of the gray baseline, colourfulness of both."""
+def decoding_sweep(colorizer: Colorizer, photos: list[tuple[str, Path]], temperatures=DEFAULT_TEMPERATURES,
+                   undo_rebalancing=(0.0,), gains=(1.0,), progress: bool = True) -> pd.DataFrame:
+    """One row per (photo, decoding): PSNR of the output and of the gray baseline, colourfulness of both. Every
+    combination of the three lists is a decoding."""
     model = colorizer.model
     if getattr(model.config, "head", None) != "classify":
-        raise ValueError(f"{colorizer.name} is a regression model: it has no decoding temperature")
+        raise ValueError(f"{colorizer.name} is a regression model: it has no decoding to tune")
     rows = []
     for name, path in tqdm(photos, desc="sweeping", unit="photo", disable=not progress):
         photo = load_photo(path)
@@ -38,12 +42,15 @@ def temperature_sweep(colorizer: Colorizer, photos: list[tuple[str, Path]], temp
         logits, shape = _logits(colorizer, photo.gray, colorizer.flip_average)
         gray_psnr = psnr_uint8(gray_rgb(photo), photo.rgb)
         cf_truth = colorfulness(photo.rgb)
-        for temperature in temperatures:
-            chroma = model.bins.annealed_mean(logits, temperature)[0]
-            output = merge_full_resolution(photo.gray, chroma, shape, model.output_stride, colorizer.color_space)
-            rows.append({"photo": name, "source": source_of(name), "temperature": temperature,
-                         "psnr": psnr_uint8(output, photo.rgb), "gray_psnr": gray_psnr,
-                         "colorfulness": colorfulness(output), "cf_truth": cf_truth})
+        for beta, temperature in itertools.product(undo_rebalancing, temperatures):
+            chroma = model.bins.decode(logits, temperature, beta)[0]
+            for gain in gains:
+                output = merge_full_resolution(photo.gray, chroma * gain, shape, model.output_stride,
+                                               colorizer.color_space)
+                rows.append({"photo": name, "source": source_of(name), "temperature": temperature,
+                             "undo_rebalancing": beta, "chroma_gain": gain,
+                             "psnr": psnr_uint8(output, photo.rgb), "gray_psnr": gray_psnr,
+                             "colorfulness": colorfulness(output), "cf_truth": cf_truth})
     return pd.DataFrame(rows)
 
 
@@ -55,8 +62,8 @@ def _logits(colorizer: Colorizer, gray: np.ndarray, flip_average: bool) -> tuple
 
 
 def frontier(sweep: pd.DataFrame, by_source: bool = False) -> pd.DataFrame:
-    """Per temperature (and source): PSNR against gray (mean over photos) and colourfulness / ground truth."""
-    keys = ["source", "temperature"] if by_source else ["temperature"]
+    """Per decoding (and source): PSNR against gray (mean over photos) and colourfulness / ground truth."""
+    keys = (["source"] if by_source else []) + list(DECODING)
     grouped = sweep.groupby(keys)
     return pd.DataFrame({
         "photos": grouped.size(),
@@ -68,42 +75,67 @@ def frontier(sweep: pd.DataFrame, by_source: bool = False) -> pd.DataFrame:
 @dataclass(frozen=True)
 class Choice:
     temperature: float
+    undo_rebalancing: float
+    chroma_gain: float
     psnr_vs_gray: float
     cf_ratio: float
-    meets_rule: bool  # False: no temperature reached min_cf, so the most colourful one was taken
+    meets_rule: bool  # False: no decoding reached min_cf, so the most colourful one was taken
+
+    @property
+    def decoding(self) -> dict[str, float]:
+        return {field: getattr(self, field) for field in DECODING}
+
+    def label(self) -> str:
+        extra = "".join(f", {field.replace('_', ' ')} {getattr(self, field):g}"
+                        for field, plain in (("undo_rebalancing", 0.0), ("chroma_gain", 1.0))
+                        if getattr(self, field) != plain)
+        return f"T={self.temperature:g}{extra}"
 
 
-def choose_temperature(table: pd.DataFrame, min_cf: float = 0.9) -> Choice:
-    """The highest PSNR among temperatures with colourfulness >= ``min_cf`` of ground truth (else the most
-    colourful temperature). ``table``: ``frontier(sweep)``."""
+def choose_decoding(table: pd.DataFrame, min_cf: float = 0.9) -> Choice:
+    """The highest PSNR among decodings with colourfulness >= ``min_cf`` of ground truth (else the most
+    colourful decoding). ``table``: ``frontier(sweep)``."""
     eligible = table[table["cf_ratio"] >= min_cf]
     meets = not eligible.empty
-    row = eligible["psnr_vs_gray"].idxmax() if meets else table["cf_ratio"].idxmax()
-    chosen = table.loc[row]
-    return Choice(float(row), float(chosen.psnr_vs_gray), float(chosen.cf_ratio), meets)
+    key = eligible["psnr_vs_gray"].idxmax() if meets else table["cf_ratio"].idxmax()
+    chosen = table.loc[key]
+    return Choice(*(float(value) for value in key), float(chosen.psnr_vs_gray), float(chosen.cf_ratio), meets)
 
 
 def plot_frontier(sweep: pd.DataFrame, path: str | Path, choice: Choice | None = None, min_cf: float = 0.9,
                   title: str = "") -> Path:
-    """PSNR against gray versus colourfulness / ground truth, one line per source and one for all photos, each
-    point a temperature: where a model sits between dull-and-safe and vivid-and-wrong."""
+    """PSNR against gray versus colourfulness / ground truth, each point a temperature: one line per source (at the
+    chosen undo/gain) and, for all photos, one line per (undo rebalancing, chroma gain): where a model sits between
+    dull-and-safe and vivid-and-wrong."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    family = ("undo_rebalancing", "chroma_gain")
+    chosen_family = (choice.undo_rebalancing, choice.chroma_gain) if choice else tuple(sweep[list(family)].iloc[0])
     figure, axis = plt.subplots(figsize=(7, 4.6))
-    for source, table in frontier(sweep, by_source=True).groupby(level="source"):
+    by_source = frontier(sweep, by_source=True).xs(chosen_family, level=family)
+    for source, table in by_source.groupby(level="source"):
         table = table.droplevel("source")
         axis.plot(table["cf_ratio"], table["psnr_vs_gray"], "o-", ms=3, lw=1, alpha=0.6,
                   label=f"{source} ({int(table['photos'].iloc[0])})")
     overall = frontier(sweep)
-    axis.plot(overall["cf_ratio"], overall["psnr_vs_gray"], "s-", color="black", lw=2, ms=4, label="all photos")
-    for temperature, row in overall.iterrows():
-        axis.annotate(f"T={temperature:g}", (row.cf_ratio, row.psnr_vs_gray), fontsize=7,
-                      xytext=(4, 4), textcoords="offset points")
+    families = overall.groupby(level=list(family))
+    for (beta, gain), table in families:
+        table = table.droplevel(list(family))
+        chosen = (beta, gain) == chosen_family
+        label = "all photos" + (f" (undo {beta:g}, gain {gain:g})" if len(families) > 1 else "")
+        axis.plot(table["cf_ratio"], table["psnr_vs_gray"], "s-", color="black" if chosen else "gray",
+                  lw=2 if chosen else 1, ms=4 if chosen else 2, label=label if chosen else None)
+        if chosen:
+            for temperature, row in table.iterrows():
+                axis.annotate(f"T={temperature:g}", (row.cf_ratio, row.psnr_vs_gray), fontsize=7,
+                              xytext=(4, 4), textcoords="offset points")
+    if len(families) > 1:
+        axis.plot([], [], "s-", color="gray", lw=1, ms=2, label="all photos, other undo / gain")
     if choice is not None:
-        axis.plot([choice.cf_ratio], [choice.psnr_vs_gray], "*", color="red", ms=14, label=f"chosen T={choice.temperature:g}")
+        axis.plot([choice.cf_ratio], [choice.psnr_vs_gray], "*", color="red", ms=14, label=f"chosen {choice.label()}")
     axis.axhline(0, color="gray", lw=0.8)
     axis.axvline(min_cf, color="gray", lw=0.8, ls="--")
     axis.set_xlabel("colourfulness / ground truth")

@@ -81,10 +81,11 @@ def save_weights(model: nn.Module, path: str | os.PathLike, info: WeightsInfo, h
 
 
 PRESET_SUFFIX = ".preset.json"
+DECODING_FIELDS = ("temperature", "undo_rebalancing", "chroma_gain")  # what a preset may override
 
 
 def _read_preset(path: Path) -> dict:
-    """A preset names another weights file and overrides its decoding (temperature) and description."""
+    """A preset names another weights file and overrides its decoding (``DECODING_FIELDS``) and description."""
     try:
         preset = json.loads(path.read_text())
     except (OSError, json.JSONDecodeError) as error:
@@ -101,8 +102,9 @@ def read_info(path: str | os.PathLike) -> WeightsInfo:
     if path.name.endswith(PRESET_SUFFIX):
         preset = _read_preset(path)
         info = read_info(preset["weights_path"])
-        if "temperature" in preset:
-            info.config["temperature"] = float(preset["temperature"])
+        for field in DECODING_FIELDS:
+            if field in preset:
+                info.config[field] = float(preset[field])
         info.description = preset.get("description", info.description)
         info.metrics = preset.get("metrics", {})
         return info
@@ -129,7 +131,7 @@ def load_weights(path: str | os.PathLike, device: str | torch.device = "cpu") ->
     if "pretrained" in config:
         config["pretrained"] = False  # the file holds every weight; no ImageNet file is needed
         config["pretrained_path"] = None
-    model = models.create(info.architecture, **config)  # a preset's temperature is in config already
+    model = models.create(info.architecture, **config)  # a preset's decoding is in config already
     state, scales = {}, {}
     with safe_open(str(path), framework="pt", device="cpu") as handle:
         for key in handle.keys():
@@ -156,10 +158,12 @@ def model_group(info: WeightsInfo) -> str:
 
 def shipped_weights(directory: str | os.PathLike = WEIGHTS_DIR) -> dict[str, Path]:
     """Name -> path of every ``*.safetensors`` file and ``*.preset.json`` preset in ``directory`` (the models the
-    app offers). A preset reuses another file's weights with other decoding settings, so no bytes are duplicated."""
+    app offers). A preset reuses another file's weights with other decoding settings, so no bytes are duplicated;
+    a preset named like its weights file (``balanced.preset.json`` beside ``balanced.safetensors``) takes that name:
+    it sets the decoding the weights ship with, without rewriting them."""
     directory = Path(directory)
     if not directory.is_dir():
         return {}
     found = {p.stem: p for p in directory.glob("*.safetensors")}
-    found.update({p.name[: -len(PRESET_SUFFIX)]: p for p in directory.glob(f"*{PRESET_SUFFIX}")})
+    found.update({p.name[: -len(PRESET_SUFFIX)]: p for p in directory.glob(f"*{PRESET_SUFFIX}")})  # presets win
     return dict(sorted(found.items()))

@@ -120,7 +120,7 @@ def test_evaluate_reports_each_source_folder(tiny_weights, tmp_path):
     assert rows["scenes"][1] == "2" and rows["animals"][1] == "1"  # photo counts
 
 
-def test_tune_chooses_a_temperature_on_val_and_held_out_training_photos(tiny_weights, tmp_path):
+def test_tune_chooses_a_decoding_on_val_and_held_out_training_photos(tiny_weights, tmp_path):
     from skimage import data
 
     for folder, source, names in (("val", "scenes", ("astronaut",)), ("train", "animals", ("chelsea", "coffee"))):
@@ -129,15 +129,19 @@ def test_tune_chooses_a_temperature_on_val_and_held_out_training_photos(tiny_wei
             Image.fromarray(getattr(data, name)()).resize((80, 80)).save(tmp_path / folder / source / f"{name}.png")
     plot = tmp_path / "frontier.png"
     result = run("tune", tmp_path / "val", "--holdout", tmp_path / "train", "--weights", tiny_weights,
-                 "--temperatures", "0.3,0.6,1", "--min-cf", "0", "--plot", plot)
+                 "--temperatures", "0.3,0.6,1", "--undo-rebalancing", "0,0.5", "--gains", "1,1.3",
+                 "--min-cf", "0", "--plot", plot)
     assert result.returncode == 0, result.stderr
     assert "photos: 2" in result.stdout  # one val photo and the one held out of two training photos (3%, at least 1)
     assert "chosen (highest PSNR with colourfulness >= 0" in result.stdout and plot.stat().st_size > 10_000
     table = result.stdout.split("per source")[0]
     rows = [line.split() for line in table.splitlines() if line.strip()[:1].isdigit()]
-    assert [float(row[0]) for row in rows] == [0.3, 0.6, 1.0]
-    best = max(rows, key=lambda row: float(row[2]))
-    assert f"T={float(best[0]):g}:" in result.stdout  # min-cf 0: every temperature is eligible, so the best PSNR wins
+    assert [tuple(map(float, row[:3])) for row in rows] == [
+        (t, beta, gain) for t in (0.3, 0.6, 1.0) for beta in (0.0, 0.5) for gain in (1.0, 1.3)]
+    best = max(rows, key=lambda row: float(row[4]))
+    label = f"T={float(best[0]):g}" + (f", undo rebalancing {float(best[1]):g}" if float(best[1]) else "") + \
+        (f", chroma gain {float(best[2]):g}" if float(best[2]) != 1 else "")
+    assert f"{label}:" in result.stdout  # min-cf 0: every decoding is eligible, so the best PSNR wins
 
 
 def test_tune_refuses_a_regression_model(tmp_path):

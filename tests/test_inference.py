@@ -191,6 +191,23 @@ def test_preset_reuses_weights_with_its_own_temperature(tiny_weights, tmp_path, 
     assert warm.colorize(gradient_image).size == gradient_image.size
 
 
+def test_preset_named_like_its_weights_sets_their_shipped_decoding(tiny_weights, tmp_path, gradient_image):
+    import json
+    import shutil
+
+    from colorizer.weights import shipped_weights
+
+    shutil.copy(tiny_weights, tmp_path / "base.safetensors")
+    plain = Colorizer("base", weights_dir=tmp_path, device="cpu").colorize(gradient_image)
+    (tmp_path / "base.preset.json").write_text(json.dumps({"weights": "base.safetensors", "temperature": 0.5,
+                                                           "undo_rebalancing": 0.3, "chroma_gain": 1.5}))
+    assert shipped_weights(tmp_path) == {"base": tmp_path / "base.preset.json"}
+    tuned = Colorizer("base", weights_dir=tmp_path, device="cpu")
+    config = tuned.model.config
+    assert (config.temperature, config.undo_rebalancing, config.chroma_gain) == (0.5, 0.3, 1.5)
+    assert not np.array_equal(np.asarray(tuned.colorize(gradient_image)), np.asarray(plain))
+
+
 def test_flip_average_is_mirror_symmetric():
     """With flip averaging the prediction for the mirrored photo is the mirrored prediction; without it, not."""
     import torch

@@ -90,3 +90,15 @@ def test_chroma_target_pools_to_head_size():
     chroma = torch.arange(16.0).view(1, 1, 4, 4).expand(1, 2, 4, 4)
     pooled = losses.chroma_target(chroma, (2, 2))
     assert pooled[0, 0].tolist() == [[2.5, 4.5], [10.5, 12.5]]
+
+
+def test_decode_undoes_rebalancing_and_scales_chroma():
+    bins = AbBins()
+    torch.manual_seed(0)
+    bins.set_rebalancing(torch.rand(bins.count) ** 4)
+    logits = torch.randn(1, bins.count, 3, 4)
+    assert torch.equal(bins.decode(logits, 0.38), bins.annealed_mean(logits, 0.38))
+    undone = bins.annealed_mean(logits - torch.log(bins.class_weights)[:, None, None], 0.38)
+    assert torch.allclose(bins.decode(logits, 0.38, undo_rebalancing=1.0), undone, atol=1e-6)
+    assert not torch.allclose(undone, bins.annealed_mean(logits, 0.38), atol=1e-3)
+    assert torch.allclose(bins.decode(logits, 0.38, 0.5, gain=1.5), 1.5 * bins.decode(logits, 0.38, 0.5), atol=1e-6)

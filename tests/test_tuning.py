@@ -1,4 +1,4 @@
-"""Choosing the decoding temperature: the sweep decodes as colorizing does, and the rule picks what it says."""
+"""Choosing the decoding: the sweep decodes as colorizing does, and the rule picks what it says."""
 
 import pandas as pd
 import pytest
@@ -7,7 +7,9 @@ from PIL import Image
 from colorizer import Colorizer
 from colorizer.data import held_out_photos, named_held_out, named_photos, split_holdout, list_images
 from colorizer.evaluate import evaluate_folder
-from colorizer.tuning import choose_temperature, frontier, temperature_sweep
+import torch
+
+from colorizer.tuning import choose_decoding, decoding_sweep, frontier
 
 
 @pytest.fixture
@@ -21,35 +23,51 @@ def sources(tmp_path):
     return tmp_path / "val"
 
 
-def test_sweep_matches_evaluating_at_each_temperature(tiny_weights, sources):
+def test_sweep_matches_evaluating_at_each_decoding(tiny_weights, sources):
     colorizer = Colorizer.from_file(tiny_weights, device="cpu")
+    torch.manual_seed(1)  # uneven rebalancing weights, so undoing them changes the colours
+    colorizer.model.bins.set_rebalancing(torch.rand(colorizer.model.bins.count) ** 4)
     photos = named_photos(sources)
-    sweep = temperature_sweep(colorizer, photos, (0.3, 1.0), progress=False)
-    assert sorted(sweep["source"].unique()) == ["animals", "scenes"] and len(sweep) == 6
-    for temperature in (0.3, 1.0):
-        colorizer.temperature = temperature
+    sweep = decoding_sweep(colorizer, photos, (0.3, 1.0), undo_rebalancing=(0.0, 0.7), gains=(1.0, 1.6),
+                           progress=False)
+    assert sorted(sweep["source"].unique()) == ["animals", "scenes"] and len(sweep) == 3 * 8
+    config = colorizer.model.config
+    for (temperature, beta, gain), swept in sweep.groupby(["temperature", "undo_rebalancing", "chroma_gain"]):
+        colorizer.temperature, config.undo_rebalancing, config.chroma_gain = temperature, beta, gain
         evaluation, _ = evaluate_folder(colorizer, photos, progress=False)
-        swept = sweep[sweep.temperature == temperature].set_index("photo")
         measured = evaluation.per_photo.set_index("photo")
+        swept = swept.set_index("photo")
         pd.testing.assert_series_equal(swept["psnr"], measured["psnr"], check_names=False)
         pd.testing.assert_series_equal(swept["colorfulness"], measured["colorfulness"], check_names=False)
+    plain = sweep[(sweep.undo_rebalancing == 0) & (sweep.chroma_gain == 1) & (sweep.temperature == 0.3)]
+    undone = sweep[(sweep.undo_rebalancing == 0.7) & (sweep.chroma_gain == 1) & (sweep.temperature == 0.3)]
+    assert not (plain["colorfulness"].to_numpy() == undone["colorfulness"].to_numpy()).all()
 
 
-def test_rule_takes_the_best_psnr_among_colourful_enough_temperatures():
-    table = pd.DataFrame({"psnr_vs_gray": [-0.4, -0.1, 0.2, 0.3], "cf_ratio": [0.96, 0.91, 0.85, 0.78]},
-                         index=pd.Index([0.2, 0.3, 0.5, 0.7], name="temperature"))
-    choice = choose_temperature(table, min_cf=0.9)
-    assert (choice.temperature, choice.meets_rule) == (0.3, True)
-    assert choose_temperature(table, min_cf=0.8).temperature == 0.5
-    fallback = choose_temperature(table, min_cf=0.99)
-    assert (fallback.temperature, fallback.meets_rule) == (0.2, False)
+def _table(rows):
+    index = pd.MultiIndex.from_tuples([row[:3] for row in rows],
+                                      names=["temperature", "undo_rebalancing", "chroma_gain"])
+    return pd.DataFrame({"psnr_vs_gray": [row[3] for row in rows], "cf_ratio": [row[4] for row in rows]}, index=index)
+
+
+def test_rule_takes_the_best_psnr_among_colourful_enough_decodings():
+    table = _table([(0.2, 0, 1, -0.4, 0.96), (0.3, 0, 1, -0.1, 0.91), (0.5, 0, 1, 0.2, 0.85), (0.7, 0, 1, 0.3, 0.78),
+                    (0.5, 0.25, 1.3, 0.0, 0.92)])
+    choice = choose_decoding(table, min_cf=0.9)
+    assert (choice.temperature, choice.undo_rebalancing, choice.chroma_gain, choice.meets_rule) == (0.5, 0.25, 1.3, True)
+    assert choice.label() == "T=0.5, undo rebalancing 0.25, chroma gain 1.3"
+    assert choose_decoding(table, min_cf=0.8).decoding == {"temperature": 0.5, "undo_rebalancing": 0.0,
+                                                           "chroma_gain": 1.0}
+    fallback = choose_decoding(table, min_cf=0.99)
+    assert (fallback.temperature, fallback.meets_rule, fallback.label()) == (0.2, False, "T=0.2")
 
 
 def test_frontier_averages_psnr_and_ratios_colourfulness_of_means():
     sweep = pd.DataFrame({"photo": ["a", "b"], "source": ["x", "y"], "temperature": [0.3, 0.3],
+                          "undo_rebalancing": [0.0, 0.0], "chroma_gain": [1.0, 1.0],
                           "psnr": [20.0, 24.0], "gray_psnr": [21.0, 22.0],
                           "colorfulness": [10.0, 30.0], "cf_truth": [20.0, 20.0]})
-    row = frontier(sweep).loc[0.3]
+    row = frontier(sweep).loc[(0.3, 0.0, 1.0)]
     assert row.psnr_vs_gray == pytest.approx(0.5) and row.cf_ratio == pytest.approx(1.0)
 
 

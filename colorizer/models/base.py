@@ -28,6 +28,8 @@ class ModelConfig:
     head: str = "regress"  # "regress" (chroma) or "classify" (logits over ab bins, Zhang et al. 2016)
     color_space: str = "lab"  # chroma channels the model predicts: "lab" (a, b) or "luv" (u, v)
     temperature: float = 0.38  # annealed-mean temperature used to decode classification logits
+    undo_rebalancing: float = 0.0  # decoding: subtract this times log(class weight) from the logits first
+    chroma_gain: float = 1.0  # decoding: scale the decoded chroma (classification heads)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -93,7 +95,7 @@ class ColorModel(nn.Module):
         out = self.predict_output(lightness, flip_average)
         if self.config.head == "classify":
             t = self.config.temperature if temperature is None else temperature
-            return self.bins.annealed_mean(out, t)
+            return self.bins.decode(out, t, self.config.undo_rebalancing, self.config.chroma_gain)
         return out
 
     def regression_output(self, features: torch.Tensor, activation: str) -> torch.Tensor:
