@@ -1,7 +1,8 @@
 """A sheet of old photos (no ground truth) colorized by several models side by side, for looking rather than reading.
 
 A model is a shipped name, an architecture or a .safetensors path, optionally with ``@T`` for another annealed-mean
-temperature (``balanced``, ``vivid``, ``/root/runs/x/last.safetensors@0.3``).
+temperature or ``@T:BETA:GAIN`` for another decoding (undo rebalancing BETA, chroma gain GAIN): ``balanced``,
+``vivid``, ``/root/runs/x/last.safetensors@0.3``, ``balanced@0.5:0.25:1.3``.
 Usage: PYTHONPATH=. python scripts/historical_sheet.py ../shared/data/historical --models balanced,vivid \
            --count 12 --out /root/runs/historical.jpg
 """
@@ -25,12 +26,14 @@ def spread(paths: list[Path], count: int) -> list[Path]:
 
 
 def load_model(spec: str) -> tuple[str, Colorizer]:
-    name, _, temperature = spec.partition("@")
+    name, _, decoding = spec.partition("@")
     colorizer = Colorizer(name, device="cpu")  # a shipped name, an architecture or a weights file
     label = Path(name).parent.name if name.endswith(".safetensors") else name
-    if temperature:
+    if decoding:
+        temperature, beta, gain = (decoding.split(":") + ["0", "1"])[:3]
         colorizer.temperature = float(temperature)
-        label += f" T={temperature}"
+        colorizer.model.config.undo_rebalancing, colorizer.model.config.chroma_gain = float(beta), float(gain)
+        label += f" T={temperature}" + (f" undo {beta}" if float(beta) else "") + (f" gain {gain}" if float(gain) != 1 else "")
     return label, colorizer
 
 
