@@ -49,7 +49,16 @@ def quantize_int8(tensor: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     flat = tensor.float().reshape(tensor.shape[0], -1)
     scale = flat.abs().amax(dim=1).clamp_min(1e-12) / 127
     q = torch.round(flat / scale[:, None]).clamp_(-127, 127).to(torch.int8)
-    return q.reshape(tensor.shape), scale.half()
+    return q.reshape(tensor.shape), _half_if_it_fits(scale)
+
+
+FP16_MAX = 65504.0
+
+
+def _half_if_it_fits(tensor: torch.Tensor) -> torch.Tensor:
+    """fp16, unless a value would overflow it (BatchNorm running variances after a conv whose scale BN hides can
+    reach 1e21): those tensors stay fp32 rather than turning into inf and NaN colours."""
+    return tensor.half() if tensor.numel() == 0 or tensor.abs().max() <= FP16_MAX else tensor.float()
 
 
 def save_weights(model: nn.Module, path: str | os.PathLike, info: WeightsInfo, half: bool = True,
@@ -57,8 +66,8 @@ def save_weights(model: nn.Module, path: str | os.PathLike, info: WeightsInfo, h
     """Writes ``model``'s state dict and ``info`` to ``path``.
 
     ``precision``: "fp32", "fp16" (default when ``half``) or "int8": conv and linear weights as int8 with one fp16
-    scale per output channel (a quarter of fp32), everything else fp16. Use int8 only where a measured loss is
-    negligible; the choice is recorded in the metadata."""
+    scale per output channel (a quarter of fp32), everything else fp16 (fp32 where a value exceeds fp16's range).
+    Use int8 only where a measured loss is negligible; the choice is recorded in the metadata."""
     precision = precision or ("fp16" if half else "fp32")
     if precision not in ("fp32", "fp16", "int8"):
         raise ValueError(f"precision must be fp32, fp16 or int8, got {precision!r}")
@@ -71,7 +80,7 @@ def save_weights(model: nn.Module, path: str | os.PathLike, info: WeightsInfo, h
         elif precision == "int8" and tensor.dim() >= 2 and tensor.numel() >= 1024:
             state[name], state[INT8_SCALE_PREFIX + name] = quantize_int8(tensor)
         else:
-            state[name] = tensor.half()
+            state[name] = _half_if_it_fits(tensor)
     info.training = {**info.training, "precision": precision}
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -225,3 +225,24 @@ def test_flip_average_is_mirror_symmetric():
             plain_mirror = model.predict_chroma(lightness.flip(-1))
         torch.testing.assert_close(averaged_mirror, averaged.flip(-1), rtol=1e-4, atol=1e-5)
         assert (plain_mirror - plain.flip(-1)).abs().max() > 1e-3
+
+
+@pytest.mark.parametrize("precision", ["fp16", "int8"])
+def test_statistics_beyond_fp16_range_survive_saving(tmp_path, precision, gradient_image):
+    """A conv followed by BatchNorm can grow until BN's running variance passes fp16's 65504 (1e21 seen in a
+    Manipal run): saved as fp16 it became inf and every colour NaN."""
+    from colorizer import models
+    from colorizer.weights import WeightsInfo, load_weights, save_weights
+
+    torch.manual_seed(0)
+    model = models.create("context_unet", width=8)
+    norm = next(module for module in model.modules() if isinstance(module, torch.nn.BatchNorm2d))
+    norm.running_var.fill_(7.9e21)
+    norm.running_mean.fill_(2.3e10)
+    path = save_weights(model, tmp_path / "big.safetensors", WeightsInfo("context_unet", model.config.to_dict(),
+                                                                          working_size=64), precision=precision)
+    loaded, _ = load_weights(path)
+    loaded_norm = next(module for module in loaded.modules() if isinstance(module, torch.nn.BatchNorm2d))
+    assert torch.allclose(loaded_norm.running_var, norm.running_var, rtol=1e-6)
+    out = np.asarray(Colorizer.from_file(path, device="cpu").colorize(gradient_image))
+    assert out.shape[:2] == gradient_image.size[::-1]
