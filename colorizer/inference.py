@@ -97,6 +97,9 @@ def merge_full_resolution(gray: np.ndarray, chroma: torch.Tensor, network_shape:
     """Full-res gray (H, W) in [0, 1] + normalised chroma (2, hc, wc) of a network that saw ``network_shape``
     at output stride ``stride`` -> uint8 RGB (H, W, 3). Works in row chunks so memory stays bounded."""
     height, width = gray.shape
+    if not torch.isfinite(chroma).all():
+        raise ValueError("the model returned non-finite colours (NaN or inf): its weights file is damaged or was "
+                         "saved with statistics its precision cannot hold")
     chroma = denormalize_chroma(chroma.float().cpu(), color_space)
     source_h, source_w = chroma.shape[-2:]
     net_h, net_w = network_shape

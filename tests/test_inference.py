@@ -246,3 +246,12 @@ def test_statistics_beyond_fp16_range_survive_saving(tmp_path, precision, gradie
     assert torch.allclose(loaded_norm.running_var, norm.running_var, rtol=1e-6)
     out = np.asarray(Colorizer.from_file(path, device="cpu").colorize(gradient_image))
     assert out.shape[:2] == gradient_image.size[::-1]
+
+
+def test_non_finite_colours_are_a_clear_error_not_an_index_error():
+    from colorizer.inference import merge_full_resolution
+
+    chroma = torch.zeros(2, 4, 4)
+    chroma[0, 1, 1] = float("nan")
+    with pytest.raises(ValueError, match="non-finite colours"):
+        merge_full_resolution(np.full((16, 16), 0.5, np.float32), chroma, (16, 16), 4, "lab")
