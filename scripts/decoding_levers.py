@@ -53,7 +53,7 @@ def decode(colorizer: Colorizer, items: list[dict], temperature: float, bias: to
     model, rows = colorizer.model, []
     for item in items:
         logits = item["logits"].float() + (0 if bias is None else bias[:, None, None])
-        chroma = model.bins.annealed_mean(logits[None], temperature)[0] * saturation
+        chroma = model.bins.decode(logits[None], temperature, gain=saturation)[0]
         output = merge_full_resolution(item["gray"], chroma, item["shape"], model.output_stride, "lab")
         a, b = _mean_ab(output)
         rows.append({"source": item["source"], "psnr": psnr_uint8(output, item["rgb"]), "gray_psnr": item["gray_psnr"],
