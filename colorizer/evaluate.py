@@ -117,10 +117,14 @@ def summarize(per_photo: pd.DataFrame) -> pd.DataFrame:
     return summary
 
 
+TOP_LEVEL = "(top level)"
+
+
 def source_of(name: str) -> str:
-    """The first folder of a photo's name (``osie/x.jpg`` -> ``osie``); ``.`` for a bare file name."""
+    """The first folder of a photo's name (``osie/x.jpg`` -> ``osie``); ``(top level)`` for a photo directly in the
+    evaluated folder, which reads better in a per-source table than ``.``."""
     parts = Path(name).parts
-    return parts[0] if len(parts) > 1 else "."
+    return parts[0] if len(parts) > 1 else TOP_LEVEL
 
 
 def per_source(per_photo: pd.DataFrame) -> pd.DataFrame:
