@@ -1,6 +1,7 @@
 """Evaluation on a folder of colour photos: colourise each photo's grayscale version and compare.
 
-Per photo: PSNR (sRGB, 8-bit), SSIM, mean ab error (Lab units), colourfulness (Hasler & Suesstrunk 2003) of the
+Per photo: PSNR (sRGB, 8-bit), SSIM, mean ab error (Lab units), MSE as the source papers define it (RGB in [0, 1];
+ab in Lab units; Huber over uv in [0, 1]), colourfulness (Hasler & Suesstrunk 2003) of the
 output and of the ground truth; the same numbers for the grayscale baseline (the photo's own L with no chroma).
 The summary adds delta-colourfulness |mean CF(out) - mean CF(gt)| (DDColor's convention).
 """
@@ -17,7 +18,7 @@ import torch
 from skimage.metrics import structural_similarity
 from tqdm import tqdm
 
-from colorizer.color import rgb_to_lab
+from colorizer.color import normalize_chroma, rgb_to_lab, rgb_to_luv
 from colorizer.data import colorfulness, named_photos
 from colorizer.imageio import GrayPhoto, load_photo
 from colorizer.inference import Colorizer
@@ -34,6 +35,14 @@ def ab_map(rgb: np.ndarray) -> np.ndarray:
     return rgb_to_lab(tensor)[1:].permute(1, 2, 0).numpy()
 
 
+def uv_unit_map(rgb: np.ndarray) -> np.ndarray:
+    """(H, W, 3) uint8 RGB -> (H, W, 2) LUV u, v mapped to [0, 1] by the ranges LUV models are trained on (a
+    sigmoid output's range, as the UCSD paper's model has)."""
+    tensor = torch.from_numpy(rgb.copy()).permute(2, 0, 1).double() / 255
+    unit = (normalize_chroma(rgb_to_luv(tensor)[1:], "luv") + 1) / 2
+    return unit.permute(1, 2, 0).numpy()
+
+
 def gray_rgb(photo: GrayPhoto) -> np.ndarray:
     """The grayscale baseline as uint8 RGB: the photo's lightness, no chroma."""
     gray = np.round(photo.gray * 255).astype(np.uint8)
@@ -43,6 +52,19 @@ def gray_rgb(photo: GrayPhoto) -> np.ndarray:
 def mse_unit(a: np.ndarray, b: np.ndarray) -> float:
     """Mean squared error of RGB scaled to [0, 1], over pixels and channels (how DeepColor and OrGANic report MSE)."""
     return float(np.mean((a.astype(np.float64) / 255 - b.astype(np.float64) / 255) ** 2))
+
+
+def mse_ab(a: np.ndarray, b: np.ndarray) -> float:
+    """Mean squared error over the a and b channels in Lab units, averaged over pixels and both channels (Keras'
+    ``mse`` on ab, as Brown et al. report it)."""
+    return float(np.mean((ab_map(a) - ab_map(b)) ** 2))
+
+
+def huber_uv(a: np.ndarray, b: np.ndarray) -> float:
+    """SmoothL1 (beta 1) over LUV u, v in [0, 1], averaged over pixels and both channels (the UCSD paper's test loss;
+    its exact [0, 1] mapping is not given, so the one LUV models train on here is used)."""
+    error = np.abs(uv_unit_map(a) - uv_unit_map(b))
+    return float(np.mean(np.where(error < 1, 0.5 * error ** 2, error - 0.5)))
 
 
 def ciede2000(a: np.ndarray, b: np.ndarray) -> float:
@@ -56,6 +78,8 @@ def photo_metrics(output: np.ndarray, truth: np.ndarray) -> dict:
     return {
         "psnr": psnr_uint8(output, truth),
         "mse": mse_unit(output, truth),
+        "mse_ab": mse_ab(output, truth),
+        "huber_uv": huber_uv(output, truth),
         "ciede2000": ciede2000(output, truth),
         "ssim": structural_similarity(output, truth, channel_axis=2, data_range=255),
         "ab_error": float(np.linalg.norm(ab_map(output) - ab_map(truth), axis=2).mean()),
@@ -103,7 +127,7 @@ def evaluate_folder(colorizer: Colorizer, folder: str | Path | list, size: int |
 
 def summarize(per_photo: pd.DataFrame) -> pd.DataFrame:
     """Mean metrics of the model and of the gray baseline, side by side."""
-    metrics = ["psnr", "mse", "ssim", "ab_error", "ciede2000", "colorfulness"]
+    metrics = ["psnr", "mse", "mse_ab", "huber_uv", "ssim", "ab_error", "ciede2000", "colorfulness"]
     cf_truth = per_photo["cf_truth"].mean()
     table = {}
     for label, prefix in (("model", ""), ("gray", "gray_")):

@@ -31,6 +31,24 @@ from colorizer.weights import WEIGHTS_DIR, load_weights, read_info, save_weights
 TERMS = ("Trained on `../shared/data/train` (ImageNet sample images, BSDS500, NIPS 2017 dev photos from Flickr, OSIE "
          "stimuli): research and non-commercial use only, as those photos' terms require; these weights inherit them.")
 MAX_INT8_LOSS_DB = 0.05
+# A paper's reported error (its key in ``Recipe.reported``) -> the evaluation column measuring it as that paper
+# defines it, and the row label.
+PAPER_ERRORS = {
+    "MSE": ("mse", "MSE (RGB in [0, 1])"),
+    "val_MSE_ab": ("mse_ab", "MSE over a and b (Lab units; Brown's Keras `mse`)"),
+    "test_huber": ("huber_uv", "Huber loss over u and v in [0, 1] (UCSD's test loss)"),
+}
+
+
+def paper_error_rows(recipe, model_row, gray_row) -> str:
+    """Markdown table rows: RGB MSE always, plus the error each paper reports, measured its way."""
+    keys = ["MSE"] + [key for key in PAPER_ERRORS if key != "MSE" and key in recipe.reported]
+    rows = []
+    for key in keys:
+        column, label = PAPER_ERRORS[key]
+        rows.append(f"| {label} | {model_row[column]:.4g} | {gray_row[column]:.4g} | "
+                    f"{recipe.reported.get(key, 'not reported')} |")
+    return "\n".join(rows)
 
 
 def _psnr(colorizer: Colorizer, paths: list[Path]) -> float:
@@ -130,7 +148,7 @@ def main() -> int:
 |---|---|---|---|
 | PSNR (dB) | {model_row.psnr:.2f} ({model_row.psnr - gray_row.psnr:+.2f}) | {gray_row.psnr:.2f} | {recipe.reported.get('PSNR', 'not reported')} |
 | SSIM | {model_row.ssim:.4f} | {gray_row.ssim:.4f} | {recipe.reported.get('SSIM', 'not reported')} |
-| MSE (RGB in [0, 1]) | {model_row.mse:.4f} | {gray_row.mse:.4f} | {recipe.reported.get('MSE', 'not reported')} |
+{paper_error_rows(recipe, model_row, gray_row)}
 | colourfulness / ground truth | {model_row.cf_ratio:.3f} | 0 | not reported |
 
 The paper's numbers, in its own words: {reported}. They were measured on the paper's data (and, for MSE, on the

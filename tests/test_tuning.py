@@ -77,19 +77,3 @@ def test_held_out_photos_are_the_trainers_split(sources):
     (name, path), = named_held_out(sources, fraction=0.34, seed=0)
     assert path == held[0] and name == str(path.relative_to(sources))
 
-
-def test_per_source_groups_by_first_folder_and_names_top_level_photos():
-    from colorizer.evaluate import per_source
-
-    per_photo = pd.DataFrame({
-        "photo": ["osie/a.jpg", "osie/sub/b.jpg", "c.png"],
-        "psnr": [20.0, 24.0, 30.0], "gray_psnr": [21.0, 21.0, 29.0],
-        "colorfulness": [10.0, 30.0, 5.0], "cf_truth": [20.0, 20.0, 10.0], "ciede2000": [4.0, 6.0, 1.0],
-    })
-    table = per_source(per_photo)
-    assert list(table.index) == ["(top level)", "osie"]
-    assert table.loc["osie", "photos"] == 2
-    assert table.loc["osie", "psnr_vs_gray"] == pytest.approx(1.0)
-    assert table.loc["osie", "cf_ratio"] == pytest.approx(1.0)
-    assert table.loc["(top level)", "psnr_vs_gray"] == pytest.approx(1.0)
-    assert table.loc["(top level)", "cf_ratio"] == pytest.approx(0.5)
