@@ -49,10 +49,11 @@ def default_database_url() -> str:
 
 def build_app(pool: ModelPool | None = None, examples_dir: str | os.PathLike | None = None,
               database_url: str | None = None, results_password: str | None = None,
-              study_name: str | None = None) -> gr.Blocks:
+              study_name: str | None = None, study_progress: bool = False) -> gr.Blocks:
     """The whole app. Nothing is served until ``launch()``; tests build it with their own pool and database.
 
-    On first use of a database the default study is built from scikit-image's colour photos with every shipped model.
+    On first use of a database the default study is built from ``study/default_photos`` with every shipped model
+    (minutes on a CPU: ``study_progress`` shows a progress bar on the console meanwhile).
     """
     pool = pool or ModelPool(WEIGHTS_DIR)
     examples = write_examples(examples_dir or Path(tempfile.gettempdir()) / "colorizer-examples")
@@ -60,7 +61,7 @@ def build_app(pool: ModelPool | None = None, examples_dir: str | os.PathLike | N
     factory = make_session_factory(engine)
     if study_name is None:
         study_name = ensure_default_study(factory, {name: pool.get(name) for name in pool.names()},
-                                          {name: pool.describe(name) for name in pool.names()})
+                                          {name: pool.describe(name) for name in pool.names()}, progress=study_progress)
     service = StudyService(factory)
     access = ResultsAccess(results_password)
     # delete_cache: Gradio's copies of served files (colorized photos, exported reports) go after 10 minutes
@@ -112,7 +113,7 @@ def main(argv: list[str] | None = None) -> int:
     pool = ModelPool(args.weights_dir, device=args.device)
     if not pool.names():
         log.warning("no weights in %s: the colorize tab will say so", args.weights_dir)
-    app = build_app(pool, database_url=args.db or default_database_url(), study_name=args.study)
+    app = build_app(pool, database_url=args.db or default_database_url(), study_name=args.study, study_progress=True)
     # CPU: one colorization at a time (set per event); study answers are light and may run side by side
     app.queue(max_size=64, default_concurrency_limit=8)
     app.launch(server_name=args.host, server_port=args.port, max_file_size="200mb", show_error=False,
