@@ -20,7 +20,7 @@ from demo.models import ModelPool
 from demo.results_tab import EXPORT_MAX_AGE_S, ResultsAccess, build_results_tab
 from demo.study_tab import LOAD_TOKEN_JS, TRIAL_CSS, build_study_tab, external_id_from, is_study_link
 from study.db import make_engine, make_session_factory
-from study.defaults import ensure_default_study
+from study.defaults import DefaultStudyBuild, default_design, default_study_exists, ensure_default_study
 from study.service import StudyService
 
 log = logging.getLogger(__name__)
@@ -49,19 +49,28 @@ def default_database_url() -> str:
 
 def build_app(pool: ModelPool | None = None, examples_dir: str | os.PathLike | None = None,
               database_url: str | None = None, results_password: str | None = None,
-              study_name: str | None = None, study_progress: bool = False) -> gr.Blocks:
+              study_name: str | None = None, study_progress: bool = False,
+              build_in_background: bool = False) -> gr.Blocks:
     """The whole app. Nothing is served until ``launch()``; tests build it with their own pool and database.
 
-    On first use of a database the default study is built from ``study/default_photos`` with every shipped model
-    (minutes on a CPU: ``study_progress`` shows a progress bar on the console meanwhile).
+    On first use of a database the default study is built from ``study/default_photos`` with every shipped model:
+    minutes on a CPU. ``build_in_background`` serves meanwhile (the Turing test asks early participants to come
+    back; ``app.default_study_build`` follows it); ``study_progress`` shows a progress bar on the console.
     """
     pool = pool or ModelPool(WEIGHTS_DIR)
     examples = write_examples(examples_dir or Path(tempfile.gettempdir()) / "colorizer-examples")
     engine = make_engine(database_url or default_database_url())
     factory = make_session_factory(engine)
+    build, planned = None, None
     if study_name is None:
-        study_name = ensure_default_study(factory, {name: pool.get(name) for name in pool.names()},
-                                          {name: pool.describe(name) for name in pool.names()}, progress=study_progress)
+        colorizers = {name: pool.get(name) for name in pool.names()}
+        descriptions = {name: pool.describe(name) for name in pool.names()}
+        if build_in_background and colorizers and not default_study_exists(factory):
+            build = DefaultStudyBuild(factory, colorizers, descriptions, progress=study_progress).start()
+            design = default_design()
+            study_name, planned = design.name, {"mode": design.mode, "presentation": design.presentation}
+        else:
+            study_name = ensure_default_study(factory, colorizers, descriptions, progress=study_progress)
     service = StudyService(factory)
     access = ResultsAccess(results_password)
     # delete_cache: Gradio's copies of served files (colorized photos, exported reports) go after 10 minutes
@@ -73,7 +82,7 @@ def build_app(pool: ModelPool | None = None, examples_dir: str | os.PathLike | N
                 gr.Markdown(INTRO)
                 build_colorize_tab(pool, examples)
             with gr.Tab("Turing test", id="study"):
-                resume = build_study_tab(service, study_name)
+                resume = build_study_tab(service, study_name, build.pending if build else None, planned)
             with gr.Tab("Results", id="results") as results_tab:
                 build_results_tab(access, engine, study_name)
 
@@ -91,6 +100,7 @@ def build_app(pool: ModelPool | None = None, examples_dir: str | os.PathLike | N
         app.load(on_load, [resume.token] if resume is not None else None, outputs,
                  js=LOAD_TOKEN_JS if resume is not None else None, api_visibility="private")
     app.study_service = service  # for tests and benchmarks that drive the same service
+    app.default_study_build = build
     app.study_engine = engine
     return app
 
@@ -113,7 +123,8 @@ def main(argv: list[str] | None = None) -> int:
     pool = ModelPool(args.weights_dir, device=args.device)
     if not pool.names():
         log.warning("no weights in %s: the colorize tab will say so", args.weights_dir)
-    app = build_app(pool, database_url=args.db or default_database_url(), study_name=args.study, study_progress=True)
+    app = build_app(pool, database_url=args.db or default_database_url(), study_name=args.study, study_progress=True,
+                    build_in_background=True)
     # CPU: one colorization at a time (set per event); study answers are light and may run side by side
     app.queue(max_size=64, default_concurrency_limit=8)
     app.launch(server_name=args.host, server_port=args.port, max_file_size="200mb", show_error=False,

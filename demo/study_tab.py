@@ -208,7 +208,11 @@ def is_study_link(request: Optional[gr.Request]) -> bool:
 
 
 def start_handler(service: StudyService, study_name: Optional[str], consented: bool, age_band: Optional[str],
-                  color_vision: Optional[str], screen: Optional[str], external_id: Optional[str] = None) -> Screen:
+                  color_vision: Optional[str], screen: Optional[str], external_id: Optional[str] = None,
+                  pending: Callable[[], Optional[str]] | None = None) -> Screen:
+    waiting = pending() if pending is not None else None
+    if waiting:  # the study is still being built: nobody joins a half-made study
+        return Screen(True, False, False, message=f"**{waiting}**")
     try:
         state = service.start(study_name, bool(consented), external_id, age_band, color_vision, screen)
     except StudyError as error:
@@ -252,13 +256,20 @@ class ResumeWiring:
     handler: Callable
 
 
-def build_study_tab(service: StudyService, study_name: Optional[str]) -> Optional[ResumeWiring]:
-    """Lays out the tab; returns the wiring of the page-load resume (None when no study exists)."""
+def build_study_tab(service: StudyService, study_name: Optional[str], pending: Callable[[], Optional[str]] | None = None,
+                    planned: Optional[dict] = None) -> Optional[ResumeWiring]:
+    """Lays out the tab; returns the wiring of the page-load resume (None when no study exists).
+
+    A study still being built (``pending()`` says why it cannot be taken yet) is laid out from ``planned``, its
+    design's ``mode`` and ``presentation``.
+    """
     try:
         info = service.study_info(study_name)
     except StudyError:
-        gr.Markdown("No study is set up yet: build one with `python -m study build` and restart the app.")
-        return None
+        if planned is None:
+            gr.Markdown("No study is set up yet: build one with `python -m study build` and restart the app.")
+            return None
+        info = planned
     mode = info["mode"]
     token = gr.Textbox(visible=False)
     with gr.Column(visible=True) as consent_view:
@@ -294,7 +305,7 @@ def build_study_tab(service: StudyService, study_name: Optional[str]) -> Optiona
 
     def on_start(consented, age_band, color_vision, screen_type, request: gr.Request):
         return start_handler(service, study_name, consented, age_band, color_vision, screen_type,
-                             external_id_from(request)).updates()
+                             external_id_from(request), pending).updates()
 
     start.click(on_start, [consent, age, vision, screen], outputs, api_name="study_start",
                 trigger_mode="once").then(None, [token], None, js=SAVE_TOKEN_JS)

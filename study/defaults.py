@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+import threading
+from typing import Optional
 
 from sqlalchemy import select
 from tqdm import tqdm
@@ -16,12 +18,22 @@ log = logging.getLogger(__name__)
 DEFAULT_STUDY = "default"
 
 
+def default_design() -> StudyDesign:
+    return StudyDesign(name=DEFAULT_STUDY)
+
+
+def default_study_exists(factory: sessionmaker[Session]) -> bool:
+    with factory() as session:
+        return session.scalar(select(Study.name).where(Study.is_default.is_(True)).limit(1)) is not None
+
+
 def ensure_default_study(factory: sessionmaker[Session], colorizers: dict, descriptions: dict | None = None,
-                         progress: bool = False) -> str | None:
+                         progress: bool = False, on_photo=None) -> str | None:
     """Builds the default study (the shipped photo set of ``study/default_photos``, every given model) unless one
     exists. Conditions: the real photos and every given model (the app passes every shipped model).
 
-    Returns the default study's name, or None when there are no models to build it with.
+    Returns the default study's name, or None when there are no models to build it with. ``on_photo(done, total)``
+    follows the build. It is one transaction: an interrupted build leaves nothing behind and runs again next time.
     """
     with factory() as session:
         existing = session.scalar(select(Study.name).where(Study.is_default.is_(True)).limit(1))
@@ -36,10 +48,58 @@ def ensure_default_study(factory: sessionmaker[Session], colorizers: dict, descr
                     len(colorizers))
         with factory.begin() as session, tqdm(total=len(photos), desc="default study", unit="photo",
                                               disable=not progress) as bar:
-            build_study(session, StudyDesign(name=DEFAULT_STUDY), photos, colorizers, descriptions,
-                        progress=lambda fraction, _: bar.update(round(fraction * len(photos)) - bar.n),
+            def advance(fraction: float, _message: str) -> None:
+                bar.update(round(fraction * len(photos)) - bar.n)
+                if on_photo is not None:
+                    on_photo(bar.n, len(photos))
+
+            build_study(session, default_design(), photos, colorizers, descriptions, progress=advance,
                         is_default=True)
         log.info("built the default study with %s", ", ".join(colorizers))
     except (IntegrityError, ValueError) as error:  # another process built it at the same moment
         log.info("default study not built here: %s", error)
     return DEFAULT_STUDY
+
+
+class DefaultStudyBuild:
+    """Builds the default study in a background thread, so the app serves (and colorizes) while it is made.
+
+    ``pending()`` is what a participant who arrives meanwhile reads, or None once the study can be taken.
+    """
+
+    def __init__(self, factory: sessionmaker[Session], colorizers: dict, descriptions: dict | None = None,
+                 progress: bool = False):
+        self.done_photos, self.total_photos = 0, 0
+        self.error: Optional[str] = None
+        self._finished = threading.Event()
+        self._thread = threading.Thread(target=self._run, args=(factory, colorizers, descriptions, progress),
+                                        name="default-study-build", daemon=True)
+
+    def start(self) -> "DefaultStudyBuild":
+        self._thread.start()
+        return self
+
+    def _run(self, factory, colorizers, descriptions, progress) -> None:
+        try:
+            if ensure_default_study(factory, colorizers, descriptions, progress, on_photo=self._advance) is None:
+                self.error = "there are no models to build it with"
+        except Exception as error:  # reported to participants and the log; the app keeps serving
+            log.exception("building the default study failed")
+            self.error = f"{type(error).__name__}: {error}"
+        finally:
+            self._finished.set()
+
+    def _advance(self, done: int, total: int) -> None:
+        self.done_photos, self.total_photos = done, total
+
+    def wait(self, timeout: float | None = None) -> bool:
+        return self._finished.wait(timeout)
+
+    def pending(self) -> Optional[str]:
+        if not self._finished.is_set():
+            progress = f" ({self.done_photos} of {self.total_photos} photos)" if self.total_photos else ""
+            return (f"The study is still being prepared{progress}. Please come back in a few minutes and press "
+                    "Start again.")
+        if self.error:
+            return f"The study could not be prepared ({self.error}). Please tell the person who runs it."
+        return None

@@ -7,6 +7,7 @@ import contextlib
 import os
 import shutil
 import sqlite3
+import threading
 import time
 from pathlib import Path
 
@@ -369,3 +370,58 @@ def test_exported_report_is_encrypted_with_the_password(tmp_path, tiny_colorizer
     with pyzipper.AESZipFile(archive) as bundle:
         bundle.setpassword(b"s3cret")
         assert b'"study"' in bundle.read("summary.json")
+
+
+class _HeldBuildPool(ModelPool):
+    """Real models; the background study build waits at its first photo until the test lets it go, so the test
+    sees the app while the build is under way, however fast the tiny model is."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.release = threading.Event()
+
+    def get(self, name):
+        colorizer, release = super().get(name), self.release
+
+        class Held:
+            def __getattr__(self, attribute):
+                return getattr(colorizer, attribute)
+
+            def colorize_photo(self, *args, **kwargs):
+                if threading.current_thread().name == "default-study-build":
+                    release.wait(60)
+                return colorizer.colorize_photo(*args, **kwargs)
+
+        return Held()
+
+
+@pytest.mark.slow
+def test_app_serves_while_the_default_study_is_built_in_the_background(weights_dir, tmp_path, files):
+    from gradio_client import Client, handle_file
+
+    from demo.app import build_app
+    from demo.study_tab import start_handler
+
+    pool = _HeldBuildPool(weights_dir, device="cpu")
+    app = build_app(pool, examples_dir=tmp_path / "examples", database_url=f"sqlite:///{tmp_path / 'study.sqlite'}",
+                    build_in_background=True)
+    build, service = app.default_study_build, app.study_service
+    try:
+        url = launch_app(app)
+        # colorizing works at once
+        info = Client(url, verbose=False).predict(handle_file(str(files["png"])), "balanced", 128, 1.0,
+                                                  api_name="/colorize")[1]
+        assert "61 x 47" in info
+        # a participant who arrives now is asked to come back; nobody joins a half-made study
+        early = start_handler(service, "default", True, None, None, None, "early-bird", build.pending)
+        assert early.consent_visible and "still being prepared" in early.message
+        with sqlite3.connect(tmp_path / "study.sqlite") as connection:
+            assert connection.execute("select count(*) from participants").fetchone()[0] == 0
+        pool.release.set()
+        assert build.wait(120) and build.pending() is None
+        later = start_handler(service, "default", True, None, None, None, "early-bird", build.pending)
+        assert later.trial_visible and not later.message
+    finally:
+        pool.release.set()
+        build.wait(120)
+        app.close()
