@@ -256,7 +256,8 @@ class ResumeWiring:
     handler: Callable
 
 
-def build_study_tab(service: StudyService, study_name: Optional[str], pending: Callable[[], Optional[str]] | None = None,
+def build_study_tab(service: StudyService, study_name: Optional[str],
+                    pending: Callable[[], Optional[str]] | None = None,
                     planned: Optional[dict] = None) -> Optional[ResumeWiring]:
     """Lays out the tab; returns the wiring of the page-load resume (None when no study exists).
 
