@@ -22,9 +22,10 @@ def default_design() -> StudyDesign:
     return StudyDesign(name=DEFAULT_STUDY)
 
 
-def default_study_exists(factory: sessionmaker[Session]) -> bool:
+def default_study_name(factory: sessionmaker[Session]) -> str | None:
+    """The name of the database's default study, or None before one is built."""
     with factory() as session:
-        return session.scalar(select(Study.name).where(Study.is_default.is_(True)).limit(1)) is not None
+        return session.scalar(select(Study.name).where(Study.is_default.is_(True)).limit(1))
 
 
 def ensure_default_study(factory: sessionmaker[Session], colorizers: dict, descriptions: dict | None = None,
@@ -35,8 +36,7 @@ def ensure_default_study(factory: sessionmaker[Session], colorizers: dict, descr
     Returns the default study's name, or None when there are no models to build it with. ``on_photo(done, total)``
     follows the build. It is one transaction: an interrupted build leaves nothing behind and runs again next time.
     """
-    with factory() as session:
-        existing = session.scalar(select(Study.name).where(Study.is_default.is_(True)).limit(1))
+    existing = default_study_name(factory)
     if existing:
         return existing
     if not colorizers:
