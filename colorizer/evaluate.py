@@ -63,8 +63,8 @@ def mse_ab(a: np.ndarray, b: np.ndarray) -> float:
 def huber_uv(a: np.ndarray, b: np.ndarray) -> float:
     """SmoothL1 (beta 1) over LUV u, v in [0, 1], averaged over pixels and both channels (the UCSD paper's test loss;
     its exact [0, 1] mapping is not given, so the one LUV models train on here is used)."""
-    error = np.abs(uv_unit_map(a) - uv_unit_map(b))
-    return float(np.mean(np.where(error < 1, 0.5 * error ** 2, error - 0.5)))
+    return float(torch.nn.functional.smooth_l1_loss(torch.from_numpy(uv_unit_map(a)),
+                                                    torch.from_numpy(uv_unit_map(b)), beta=1.0))
 
 
 def ciede2000(a: np.ndarray, b: np.ndarray) -> float:

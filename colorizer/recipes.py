@@ -95,7 +95,7 @@ RECIPES: dict[str, Recipe] = {r.name: r for r in [
         system="Brown's VGG-19 U-Net with the Gaussian-blur perceptual loss (Lab)",
         model="vgg19_unet", loss="blur", lr=1e-3, hflip=True, vflip=True, freeze_encoder=True,
         # VGG-19 at full resolution trains at ~2.4 crops/s here, the slowest recipe; its validation loss was flat
-        # from 3,840 crops (0.1091 +- 0.0005 over checkpoints 3-8), so the budget stops at 8 checkpoints
+        # from 3,840 crops (0.1082-0.1094 over checkpoints 3-8), so the budget stops at 8 checkpoints
         budget_images=10_240,
         deviations=(_cpu(224), _NO_IMAGENET + "; the paper freezes it (set --freeze-encoder with an ImageNet "
                     "file to do the same)", "Adam at Keras' default 1e-3: the paper names no learning rate"),
