@@ -163,7 +163,7 @@ def _run_models(args) -> int:
     from colorizer import models
     from colorizer.inference import DEFAULT_MODEL
     from colorizer.recipes import RECIPES
-    from colorizer.weights import PAPERS_GROUP, PROJECT_GROUP, model_group, read_info, shipped_weights
+    from colorizer.weights import PAPERS_GROUP, PRESET_SUFFIX, PROJECT_GROUP, model_group, read_info, shipped_weights
 
     shipped = shipped_weights()
     infos = {name: read_info(path) for name, path in shipped.items()}
@@ -173,7 +173,10 @@ def _run_models(args) -> int:
         for name in names:
             info, path = infos[name], shipped[name]
             marker = " (default)" if name == DEFAULT_MODEL else ""
-            print(f"  {name:20} {info.architecture:18} {path.stat().st_size / 1e6:5.1f} MB  {info.description}{marker}")
+            size = f"{path.stat().st_size / 1e6:5.1f} MB"
+            if path.name.endswith(PRESET_SUFFIX):  # a decoding over another file's weights: no bytes of its own
+                size = f"{'preset':>8}"
+            print(f"  {name:20} {info.architecture:18} {size}  {info.description}{marker}")
         if group == PAPERS_GROUP:
             missing = [r for r in RECIPES if r not in shipped]
             if missing:
@@ -254,6 +257,47 @@ def _add_tune(subparsers) -> None:
     p.add_argument("--out", default=None, help="per-photo, per-decoding CSV")
 
 
+def _add_compare(subparsers) -> None:
+    p = subparsers.add_parser("compare", help="does one model (and decoding) beat another on the same photos? "
+                                              "Paired differences with intervals over photos")
+    p.add_argument("folders", nargs="+", metavar="folder", help="folder(s) of color photos")
+    _add_holdout_argument(p)
+    p.add_argument("--baseline", default="balanced", help="model spec to beat (default: balanced)")
+    p.add_argument("--challenger", required=True,
+                   help="model spec: a shipped name, an architecture or a .safetensors path, optionally @T or "
+                        "@T:BETA:GAIN for its decoding (e.g. balanced@0.5:0.25:1.3)")
+    p.add_argument("--size", type=int, default=None, help="working size for both (default: each model's)")
+    p.add_argument("--device", default=None, help="cpu, cuda, cuda:1, mps (default: best available)")
+    p.add_argument("--confidence", type=float, default=0.95)
+    p.add_argument("--out", default=None, help="per-photo, per-model CSV")
+
+
+def _run_compare(args) -> int:
+    from colorizer import Colorizer
+    from colorizer.compare import compare_pair, format_comparison, per_photo_metrics, verdict
+
+    kwargs = {"device": args.device, "size": args.size, "flip_average": args.flip_average}
+    baseline, challenger = (Colorizer.from_spec(spec, **kwargs) for spec in (args.baseline, args.challenger))
+    if baseline.label == challenger.label:
+        raise ValueError(f"baseline and challenger are the same: {baseline.label}")
+    metrics = per_photo_metrics([baseline, challenger], _validation_photos(args))
+    if metrics.empty:
+        raise ValueError("none of the photos has colour to compare against")
+    overall = compare_pair(metrics, baseline.label, challenger.label, args.confidence)
+    sources = compare_pair(metrics, baseline.label, challenger.label, args.confidence, by_source=True)
+    print(f"baseline: {baseline.label}  challenger: {challenger.label}  "
+          f"photos: {int(overall['photos'].iloc[0])}  {args.confidence:.0%} intervals over photos")
+    print(format_comparison(overall, baseline.label, challenger.label))
+    if sources.index.get_level_values("source").nunique() > 1:
+        print("per source:")
+        print(format_comparison(sources, baseline.label, challenger.label))
+    print(verdict(overall, baseline.label, challenger.label, args.confidence))
+    if args.out:
+        metrics.to_csv(args.out, index=False, float_format="%.4f")
+        print(f"per-photo metrics: {args.out}")
+    return 0
+
+
 def _floats(text: str) -> list[float]:
     return [float(value) for value in text.split(",")]
 
@@ -323,6 +367,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_train(subparsers)
     _add_evaluate(subparsers)
     _add_tune(subparsers)
+    _add_compare(subparsers)
     _add_samples(subparsers)
     return parser
 
@@ -333,7 +378,7 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.DEBUG if args.verbose else quiet,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     handlers = {"colorize": _run_colorize, "models": _run_models, "train": _run_train,
-                "evaluate": _run_evaluate, "tune": _run_tune, "samples": _run_samples}
+                "evaluate": _run_evaluate, "tune": _run_tune, "compare": _run_compare, "samples": _run_samples}
     try:
         return handlers[args.command](args)
     except KeyboardInterrupt:

@@ -142,6 +142,7 @@ class Colorizer:
         self.max_pixels = max_pixels
         self.flip_average = flip_average  # average the prediction with the mirrored photo's (2x the network time)
         self.color_space = getattr(self.model.config, "color_space", "lab")
+        self.label = self.name  # how tables and sheets name it (from_spec adds the decoding)
 
     @classmethod
     def from_file(cls, path: str | os.PathLike, **kwargs) -> "Colorizer":
@@ -149,6 +150,26 @@ class Colorizer:
         if not path.is_file():
             raise FileNotFoundError(f"no weights file at {str(path)!r}")
         return cls(path, **kwargs)
+
+    @classmethod
+    def from_spec(cls, spec: str, **kwargs) -> "Colorizer":
+        """A model and its decoding in one string: a shipped name, an architecture or a .safetensors path,
+        optionally with ``@T`` (annealed-mean temperature) or ``@T:BETA:GAIN`` (also undo the class rebalancing by
+        BETA and scale chroma by GAIN): ``balanced``, ``balanced@0.5:0.25:1.3``, ``run/last.safetensors@0.3``."""
+        name, _, decoding = spec.partition("@")
+        colorizer = cls(name, **kwargs)
+        if decoding:
+            if getattr(colorizer.model.config, "head", None) != "classify":
+                raise ValueError(f"{spec!r}: {colorizer.name} is a regression model; it has no decoding to set")
+            try:
+                temperature, beta, gain = (float(value) for value in (decoding.split(":") + ["0", "1"])[:3])
+            except ValueError:
+                raise ValueError(f"{spec!r}: the decoding after @ is T or T:BETA:GAIN, numbers") from None
+            colorizer.temperature = temperature
+            colorizer.model.config.undo_rebalancing, colorizer.model.config.chroma_gain = beta, gain
+        colorizer.label = Path(name).parent.name if name.endswith(".safetensors") else name
+        colorizer.label += f"@{decoding}" if decoding else ""
+        return colorizer
 
     def _autocast(self):
         if self.device.type == "cuda":

@@ -2,7 +2,7 @@
 
 A model is a shipped name, an architecture or a .safetensors path, optionally with ``@T`` for another annealed-mean
 temperature or ``@T:BETA:GAIN`` for another decoding (undo rebalancing BETA, chroma gain GAIN): ``balanced``,
-``vivid``, ``/root/runs/x/last.safetensors@0.3``, ``balanced@0.5:0.25:1.3``.
+``vivid``, ``/root/runs/x/last.safetensors@0.3``, ``balanced@0.5:0.25:1.3`` (``Colorizer.from_spec``).
 Usage: PYTHONPATH=. python scripts/historical_sheet.py ../shared/data/historical --models balanced,vivid \
            --count 12 --out /root/runs/historical.jpg
 """
@@ -25,22 +25,11 @@ def spread(paths: list[Path], count: int) -> list[Path]:
     return [paths[int(i)] for i in np.linspace(0, len(paths) - 1, count)]
 
 
-def load_model(spec: str) -> tuple[str, Colorizer]:
-    name, _, decoding = spec.partition("@")
-    colorizer = Colorizer(name, device="cpu")  # a shipped name, an architecture or a weights file
-    label = Path(name).parent.name if name.endswith(".safetensors") else name
-    if decoding:
-        temperature, beta, gain = (decoding.split(":") + ["0", "1"])[:3]
-        colorizer.temperature = float(temperature)
-        colorizer.model.config.undo_rebalancing, colorizer.model.config.chroma_gain = float(beta), float(gain)
-        label += f" T={temperature}" + (f" undo {beta}" if float(beta) else "") + (f" gain {gain}" if float(gain) != 1 else "")
-    return label, colorizer
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("folder")
     parser.add_argument("--models", default="balanced,vivid")
+    parser.add_argument("--labels", default=None, help="comma-separated column titles (default: the model specs)")
     parser.add_argument("--count", type=int, default=12)
     parser.add_argument("--size", type=int, default=None, help="working size (default: each model's)")
     parser.add_argument("--thumb", type=int, default=240, help="thumbnail height in pixels")
@@ -53,7 +42,13 @@ def main() -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    colorizers = [load_model(spec) for spec in args.models.split(",")]
+    colorizers = [Colorizer.from_spec(spec, device="cpu") for spec in args.models.split(",")]
+    if args.labels:
+        labels = args.labels.split(",")
+        if len(labels) != len(colorizers):
+            parser.error(f"--labels names {len(labels)} columns for {len(colorizers)} models")
+        for colorizer, label in zip(colorizers, labels):
+            colorizer.label = label
     paths = spread(list_images(args.folder), args.count)
     columns = 1 + len(colorizers)
     inch = args.thumb / 100
@@ -61,8 +56,8 @@ def main() -> None:
     for row, path in enumerate(paths):
         photo = load_photo(path)
         panels = [(photo.gray, "input", "gray")]  # float in [0, 1]
-        for label, colorizer in colorizers:
-            panels.append((np.asarray(colorizer.colorize_photo(photo, size=args.size)), label, None))
+        for colorizer in colorizers:
+            panels.append((np.asarray(colorizer.colorize_photo(photo, size=args.size)), colorizer.label, None))
         for column, (image, title, cmap) in enumerate(panels):
             axis = axes[row, column]
             axis.imshow(image, cmap=cmap, vmin=0 if cmap else None, vmax=1 if cmap else None)

@@ -30,6 +30,16 @@ def _fine_tune_row(training: dict) -> str:
             f"lr {training.get('lr')}; {total} min in all |\n")
 
 
+def _decoding(config: dict) -> str:
+    """The decoding in words: temperature, and the undone rebalancing and chroma gain when set."""
+    words = f"annealed mean, temperature {config.get('temperature')}"
+    if config.get("undo_rebalancing"):
+        words += f", {config['undo_rebalancing']:g} of the class rebalancing undone (logits - beta log w)"
+    if config.get("chroma_gain", 1.0) != 1.0:
+        words += f", chroma x{config['chroma_gain']:g}"
+    return words
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("name")
@@ -53,7 +63,7 @@ def main() -> None:
 |---|---|
 | architecture | `{info.architecture}` (config: `{json.dumps(info.config)}`) |
 | weights | `{weights_file.name}`, fp16 safetensors, {weights_file.stat().st_size / 1e6:.1f} MB |
-| decoding | annealed mean, temperature {info.config.get('temperature')} |
+| decoding | {_decoding(info.config)} |
 | loss | `{training.get('loss')}` (rebalanced cross-entropy over {len(colorizer.model.bins.centers) if colorizer.model.bins is not None else 0} in-gamut ab bins, Zhang et al. 2016) |
 | training data | {training.get('train_photos')} photos of `{training.get('data')}`, random crops {training.get('crop')} px (scale-jittered), batch {training.get('batch')} |
 | training | {training.get('epochs')} epochs, {training.get('images_seen')} crops, {training.get('minutes')} min wall time on 2 CPU cores (shared with development work) |
