@@ -49,6 +49,8 @@ def _add_train(subparsers) -> None:
     p.add_argument("--no-hflip", dest="hflip", action="store_false", help="no random horizontal flips")
     p.add_argument("--vflip", action="store_true", help="random vertical flips too")
     p.add_argument("--bn-crops", type=int, help="crops for BatchNorm re-estimation before validation (0: off)")
+    p.add_argument("--keep-intervals", action="store_true",
+                   help="also keep each checkpoint interval's weights as RUN_DIR/interval-NNN.safetensors")
     p.add_argument("--gan-l1-weight", type=float, help=f"lambda of the L1 term (default {defaults.gan_l1_weight})")
     p.add_argument("--gan-pretrain-epochs", type=int, help="epochs of L1 alone before the adversarial loss")
     p.add_argument("--gan-real-label", type=float, help="discriminator target for real pairs (0.9: label smoothing)")

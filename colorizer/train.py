@@ -63,6 +63,8 @@ class TrainConfig:
     plateau_patience: int = 3  # epochs without improvement before ReduceLROnPlateau halves the rates
     freeze_encoder: bool = False  # freeze an encoder whose ImageNet weights were loaded (a random one always trains)
     bn_crops: int = 256  # training crops over which BatchNorm statistics are re-estimated before validation
+    keep_intervals: bool = False  # also keep every interval's weights (interval-NNN.safetensors): a GAN's
+    # validation L1 does not say which of its checkpoints looks best, so they are chosen afterwards on metrics
     gan_l1_weight: float = 100.0  # lambda of the L1 term (OrGANic / pix2pix)
     gan_pretrain_epochs: int = 0  # epochs of plain L1 before the adversarial loss starts
     gan_real_label: float = 1.0  # target of real pairs for the discriminator (0.9: one-sided label smoothing)
@@ -428,6 +430,8 @@ class Trainer:
             self.save_checkpoint()
             # the latest weights too: the validation loss that picks "best" is noisy, so runs are compared on metrics
             self.export(self.out / "last.safetensors", rounded)
+            if config.keep_intervals:
+                self.export(self.out / f"interval-{self.epoch:03d}.safetensors", rounded)
             self._write_log()
             log.info("epoch %d  train %.4f  val %.4f%s  %.1f img/s  %.1f min", self.epoch, row["train_loss"],
                      metrics["val_loss"], " (best)" if improved else "", row["images_per_s"], self.elapsed / 60)

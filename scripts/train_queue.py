@@ -24,7 +24,14 @@ from colorizer.recipes import list_recipes  # noqa: E402
 
 # The default model's runs (issue 13), after the papers: flags for `python -m colorizer train`. Cosine decay to
 # zero, because fine-tuning at a flat 3e-4 only moved the model along its PSNR-colourfulness frontier.
+# First a second try at a paper's system whose first run failed: organic-resnet18's adversarial phase (the paper's
+# lambda 1, no label smoothing, random-init encoder) turned every photo orange (-5.4 dB, colourfulness 1.5). It
+# restarts that phase from the run's L1 pre-trained generator with one-sided label smoothing (as organic-cgan),
+# keeping every interval so a checkpoint can be chosen on metrics afterwards. "{runs}" is the --runs folder.
 PROJECT_RUNS = {
+    "organic-resnet18-smooth": ["--recipe", "organic-resnet18", "--init", "{runs}/organic-resnet18/best.safetensors",
+                                "--gan-pretrain-epochs", "0", "--gan-real-label", "0.9", "--budget-images", "35840",
+                                "--keep-intervals"],
     "balanced-cosine": ["--init", "weights/balanced.safetensors", "--lr", "3e-4", "--schedule", "cosine",
                         "--budget-images", "150000", "--steps-per-epoch", "80"],
     "context-unet-w48": ["--model", "context_unet", "--model-config", '{"width": 48}', "--lr", "1e-3",
@@ -33,7 +40,8 @@ PROJECT_RUNS = {
 
 
 def train_command(name: str, data: str, out: Path, cache: Path, extra: list[str]) -> list[str]:
-    what = PROJECT_RUNS[name] if name in PROJECT_RUNS else ["--recipe", name]
+    what = [flag.replace("{runs}", str(out.parent)) for flag in PROJECT_RUNS[name]] if name in PROJECT_RUNS \
+        else ["--recipe", name]
     return [sys.executable, "-m", "colorizer", "train", *what, "--data", data, "--out", str(out),
             "--cache-dir", str(cache), "--resume", "--no-progress", *extra]
 

@@ -108,6 +108,21 @@ def test_exported_weights_rebuild_the_model(tmp_path):
                                atol=2e-2, rtol=0)  # fp16 storage
 
 
+def test_keep_intervals_exports_every_interval_that_last_held(tmp_path):
+    from safetensors.torch import load_file
+
+    kept = make_trainer(tmp_path / "kept", loss="gan", epochs=3, keep_intervals=True, gan_pretrain_epochs=1)
+    kept.fit()
+    assert sorted(p.name for p in (tmp_path / "kept").glob("interval-*")) == [
+        "interval-001.safetensors", "interval-002.safetensors", "interval-003.safetensors"]
+    last, third = load_file(tmp_path / "kept" / "last.safetensors"), load_file(tmp_path / "kept" / "interval-003.safetensors")
+    assert last.keys() == third.keys() and all(torch.equal(last[k], third[k]) for k in last)
+    first = load_file(tmp_path / "kept" / "interval-001.safetensors")
+    assert any(not torch.equal(first[k], third[k]) for k in first)
+    make_trainer(tmp_path / "plain", epochs=1).fit()
+    assert not list((tmp_path / "plain").glob("interval-*"))
+
+
 def test_init_fine_tunes_from_weights_with_fresh_rebalancing(tmp_path):
     from colorizer.weights import load_weights
 
