@@ -206,6 +206,8 @@ def test_preset_named_like_its_weights_sets_their_shipped_decoding(tiny_weights,
     config = tuned.model.config
     assert (config.temperature, config.undo_rebalancing, config.chroma_gain) == (0.5, 0.3, 1.5)
     assert not np.array_equal(np.asarray(tuned.colorize(gradient_image)), np.asarray(plain))
+    by_path = Colorizer(tmp_path / "base.preset.json", device="cpu")  # the app opens shipped models by path
+    assert by_path.name == "base" and by_path.model.config.chroma_gain == 1.5
 
 
 def test_flip_average_is_mirror_symmetric():
