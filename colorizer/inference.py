@@ -20,7 +20,7 @@ from colorizer.color import (WHITE_D65, denormalize_chroma, gray_to_lightness, l
                              normalize_l, space_to_rgb, xyz_to_linear_rgb_matrix)
 from colorizer.device import select_device
 from colorizer.imageio import DEFAULT_MAX_PIXELS, GrayPhoto, ImageInput, load_photo
-from colorizer.weights import PRESET_SUFFIX, WEIGHTS_DIR, WeightsInfo, load_weights, shipped_weights
+from colorizer.weights import WEIGHTS_DIR, WeightsInfo, load_weights, model_name, shipped_weights
 
 log = logging.getLogger(__name__)
 
@@ -40,8 +40,7 @@ def resolve_model(name: str | os.PathLike | None, weights_dir: str | os.PathLike
         return model, info, str(name)
     if isinstance(name, os.PathLike) or str(name).endswith((".safetensors", ".json")):
         model, info = load_weights(name, device)
-        file_name = Path(name).name
-        return model, info, file_name[: -len(PRESET_SUFFIX)] if file_name.endswith(PRESET_SUFFIX) else Path(name).stem
+        return model, info, model_name(name)
     if str(name) in models.list_models():
         log.warning("model %r has no trained weights here: it colorizes with random weights", name)
         return models.create(str(name)).to(device).eval(), None, str(name)

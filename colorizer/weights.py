@@ -165,6 +165,12 @@ def model_group(info: WeightsInfo) -> str:
     return PAPERS_GROUP if info.training.get("recipe") else PROJECT_GROUP
 
 
+def model_name(path: str | os.PathLike) -> str:
+    """The name a weights file or preset goes by: ``balanced.preset.json`` and ``balanced.safetensors`` -> ``balanced``."""
+    file_name = Path(path).name
+    return file_name[: -len(PRESET_SUFFIX)] if file_name.endswith(PRESET_SUFFIX) else Path(path).stem
+
+
 def shipped_weights(directory: str | os.PathLike = WEIGHTS_DIR) -> dict[str, Path]:
     """Name -> path of every ``*.safetensors`` file and ``*.preset.json`` preset in ``directory`` (the models the
     app offers). A preset reuses another file's weights with other decoding settings, so no bytes are duplicated;
@@ -173,6 +179,6 @@ def shipped_weights(directory: str | os.PathLike = WEIGHTS_DIR) -> dict[str, Pat
     directory = Path(directory)
     if not directory.is_dir():
         return {}
-    found = {p.stem: p for p in directory.glob("*.safetensors")}
-    found.update({p.name[: -len(PRESET_SUFFIX)]: p for p in directory.glob(f"*{PRESET_SUFFIX}")})  # presets win
+    found = {model_name(p): p for p in directory.glob("*.safetensors")}
+    found.update({model_name(p): p for p in directory.glob(f"*{PRESET_SUFFIX}")})  # presets win
     return dict(sorted(found.items()))
