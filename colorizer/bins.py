@@ -76,17 +76,20 @@ class AbBins(nn.Module):
         return torch.einsum("bqhw,qc->bchw", probabilities, self.centers.float()).to(logits.dtype)
 
     def decode(self, logits: torch.Tensor, temperature: float, undo_rebalancing: float = 0.0,
-               gain: float = 1.0) -> torch.Tensor:
-        """Logits (B, Q, H, W) -> normalised ab: the annealed mean of ``logits - undo_rebalancing * log w``, times
-        ``gain``.
+               gain: float = 1.0, shift: torch.Tensor | None = None) -> torch.Tensor:
+        """Logits (B, Q, H, W) -> normalised ab: the annealed mean of ``logits - undo_rebalancing * log w + shift``,
+        times ``gain``.
 
         A network trained with class-rebalanced loss weights w over-predicts the rare, saturated bins by about a
         factor w; subtracting ``beta * log w`` takes part of that back (beta = 1: the calibrated posterior, dull),
         and ``gain`` then scales the chroma back up: together they trade hue errors against colourfulness
-        differently than the temperature alone does.
+        differently than the temperature alone does. ``shift`` (Q,): a fitted per-bin prior correction
+        (``colorizer.calibration``), already scaled.
         """
         if undo_rebalancing:
             logits = logits.float() - undo_rebalancing * torch.log(self.class_weights.float())[:, None, None]
+        if shift is not None:
+            logits = logits.float() + shift.to(logits.device, torch.float32)[:, None, None]
         chroma = self.annealed_mean(logits, temperature)
         return chroma * gain if gain != 1.0 else chroma
 

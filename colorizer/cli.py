@@ -255,8 +255,51 @@ def _add_tune(subparsers) -> None:
     p.add_argument("--undo-rebalancing", default="0", metavar="BETAS",
                    help="comma-separated: subtract beta * log(class weight) from the logits first (default 0)")
     p.add_argument("--gains", default="1", help="comma-separated chroma gains (default 1)")
+    p.add_argument("--prior-corrections", default="0", metavar="SHARES",
+                   help="comma-separated shares of the model's fitted prior shift to add to the logits (default 0; "
+                        "others need a preset written by `calibrate`)")
     p.add_argument("--plot", default=None, help="PNG of PSNR against colourfulness per source and decoding")
     p.add_argument("--out", default=None, help="per-photo, per-decoding CSV")
+
+
+def _add_calibrate(subparsers) -> None:
+    p = subparsers.add_parser("calibrate", help="fit a classification model's per-bin prior shift on training photos "
+                                                "(its mean predicted colours match theirs) and write a preset")
+    p.add_argument("train", help="training folder: photos are drawn from it, never from the 3%% it holds out")
+    _add_model_arguments(p)
+    p.add_argument("--photos", type=int, default=400, help="photos to fit on (default 400)")
+    p.add_argument("--pixels", type=int, default=1500, help="random pixels per photo (default 1500)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--decoding", default=None, metavar="T:BETA:GAIN:S",
+                   help="the preset's decoding (default: the model's, with the full correction, S = 1)")
+    p.add_argument("--description", default=None, help="the preset's one-line description")
+    p.add_argument("--out", required=True, help="the preset to write (NAME.preset.json)")
+
+
+def _run_calibrate(args) -> int:
+    from colorizer.calibration import fit_prior_shift, write_preset
+    from colorizer.data import list_images, split_holdout
+    from colorizer.inference import DEFAULT_MODEL, parse_decoding
+    from colorizer.weights import PRESET_SUFFIX, shipped_weights, weights_file
+
+    if not args.out.endswith(PRESET_SUFFIX):
+        raise ValueError(f"--out must end with {PRESET_SUFFIX}, got {args.out!r}")
+    colorizer = _make_colorizer(args)
+    source = Path(args.weights) if args.weights else shipped_weights().get(args.model or DEFAULT_MODEL)
+    if source is None:
+        raise ValueError(f"{colorizer.name} has no trained weights to calibrate")
+    training, _ = split_holdout(list_images(args.train), 0.03, 0)
+    shift, fitted = fit_prior_shift(colorizer, training, args.photos, args.pixels, args.seed)
+    config = colorizer.model.config
+    decoding = (parse_decoding(args.decoding) if args.decoding else
+                {"temperature": colorizer.temperature or config.temperature, "undo_rebalancing":
+                 config.undo_rebalancing, "chroma_gain": config.chroma_gain, "prior_correction": 1.0})
+    description = args.description or f"{colorizer.info.description} (prior-corrected)"
+    path = write_preset(args.out, weights_file(source), shift, decoding, description, {**fitted, "folder": args.train})
+    print(f"fitted on {fitted['photos']} photos ({fitted['pixels']} pixels): mean a*, b* predicted "
+          f"{fitted['mean_ab_predicted']}, corrected {fitted['mean_ab_corrected']}, truth {fitted['mean_ab_truth']}")
+    print(f"preset: {path} (decoding {decoding})")
+    return 0
 
 
 def _add_compare(subparsers) -> None:
@@ -310,7 +353,7 @@ def _run_tune(args) -> int:
     temperatures = _floats(args.temperatures) if args.temperatures else list(DEFAULT_TEMPERATURES)
     colorizer = _make_colorizer(args, flip_average=args.flip_average)
     sweep = decoding_sweep(colorizer, _validation_photos(args), temperatures, _floats(args.undo_rebalancing),
-                           _floats(args.gains))
+                           _floats(args.gains), _floats(args.prior_corrections))
     if sweep.empty:
         raise ValueError("none of the photos has colour to compare against")
     overall = frontier(sweep)
@@ -369,6 +412,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_train(subparsers)
     _add_evaluate(subparsers)
     _add_tune(subparsers)
+    _add_calibrate(subparsers)
     _add_compare(subparsers)
     _add_samples(subparsers)
     return parser
@@ -380,7 +424,8 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.DEBUG if args.verbose else quiet,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     handlers = {"colorize": _run_colorize, "models": _run_models, "train": _run_train,
-                "evaluate": _run_evaluate, "tune": _run_tune, "compare": _run_compare, "samples": _run_samples}
+                "evaluate": _run_evaluate, "tune": _run_tune, "calibrate": _run_calibrate,
+                "compare": _run_compare, "samples": _run_samples}
     try:
         return handlers[args.command](args)
     except KeyboardInterrupt:

@@ -121,6 +121,20 @@ def merge_full_resolution(gray: np.ndarray, chroma: torch.Tensor, network_shape:
     return out
 
 
+def parse_decoding(text: str) -> dict[str, float]:
+    """``T``, ``T:BETA:GAIN`` or ``T:BETA:GAIN:S`` -> the decoding fields (``AbBins.decode``); left-out values are
+    the neutral ones (no rebalancing undone, gain 1, no prior correction)."""
+    values = text.split(":")
+    message = f"{text!r}: a decoding is T, T:BETA:GAIN or T:BETA:GAIN:S, numbers"
+    if len(values) > 4:
+        raise ValueError(message)
+    try:
+        numbers = [float(value) for value in values + ["0", "1", "0"][len(values) - 1:]]
+    except ValueError:
+        raise ValueError(message) from None
+    return dict(zip(("temperature", "undo_rebalancing", "chroma_gain", "prior_correction"), numbers))
+
+
 class Colorizer:
     """Colorizes PIL images (or paths, bytes, arrays) with one model.
 
@@ -154,19 +168,20 @@ class Colorizer:
     @classmethod
     def from_spec(cls, spec: str, **kwargs) -> "Colorizer":
         """A model and its decoding in one string: a shipped name, an architecture or a .safetensors path,
-        optionally with ``@T`` (annealed-mean temperature) or ``@T:BETA:GAIN`` (also undo the class rebalancing by
-        BETA and scale chroma by GAIN): ``balanced``, ``balanced@0.5:0.25:1.3``, ``run/last.safetensors@0.3``."""
+        optionally with ``@T`` (annealed-mean temperature), ``@T:BETA:GAIN`` (also undo the class rebalancing by
+        BETA and scale chroma by GAIN) or ``@T:BETA:GAIN:S`` (also add S times the model's fitted prior shift):
+        ``balanced``, ``balanced@0.5:0.25:1.3``, ``run/last.safetensors@0.3``."""
         name, _, decoding = spec.partition("@")
         colorizer = cls(name, **kwargs)
         if decoding:
-            if getattr(colorizer.model.config, "head", None) != "classify":
+            config = colorizer.model.config
+            if getattr(config, "head", None) != "classify":
                 raise ValueError(f"{spec!r}: {colorizer.name} is a regression model; it has no decoding to set")
-            try:
-                temperature, beta, gain = (float(value) for value in (decoding.split(":") + ["0", "1"])[:3])
-            except ValueError:
-                raise ValueError(f"{spec!r}: the decoding after @ is T or T:BETA:GAIN, numbers") from None
-            colorizer.temperature = temperature
-            colorizer.model.config.undo_rebalancing, colorizer.model.config.chroma_gain = beta, gain
+            values = parse_decoding(decoding)
+            colorizer.temperature = values.pop("temperature")
+            for field, value in values.items():
+                setattr(config, field, value)
+            colorizer.model.prior_shift()  # a correction without a fitted shift fails here, not at the first photo
         colorizer.label = Path(name).parent.name if name.endswith(".safetensors") else name
         colorizer.label += f"@{decoding}" if decoding else ""
         return colorizer

@@ -1,8 +1,8 @@
 """Choosing a classification model's decoding on validation photos, by a stated rule.
 
-The network runs once per photo; each decoding (temperature, undoing part of the class rebalancing, a chroma gain:
-``AbBins.decode``) only re-decodes its bin distribution, so a sweep costs little more than one evaluation per
-decoding. The rule: the highest PSNR among decodings whose colourfulness is at least ``min_cf`` of the ground
+The network runs once per photo; each decoding (temperature, undoing part of the class rebalancing, a chroma gain,
+a share of the fitted prior shift: ``AbBins.decode``) only re-decodes its bin distribution, so a sweep costs little
+more than one evaluation per decoding. The rule: the highest PSNR among decodings whose colourfulness is at least ``min_cf`` of the ground
 truth's (mean over photos), because dull colours score well on PSNR and vivid wrong ones score badly: both axes
 count.
 """
@@ -24,16 +24,18 @@ from colorizer.imageio import load_photo
 from colorizer.inference import Colorizer, merge_full_resolution
 
 DEFAULT_TEMPERATURES = (0.2, 0.25, 0.3, 0.38, 0.45, 0.5, 0.6, 0.7, 0.8, 1.0)
-DECODING = ("temperature", "undo_rebalancing", "chroma_gain")  # the columns that name one decoding
+DECODING = ("temperature", "undo_rebalancing", "chroma_gain", "prior_correction")  # columns naming one decoding
 
 
 def decoding_sweep(colorizer: Colorizer, photos: list[tuple[str, Path]], temperatures=DEFAULT_TEMPERATURES,
-                   undo_rebalancing=(0.0,), gains=(1.0,), progress: bool = True) -> pd.DataFrame:
+                   undo_rebalancing=(0.0,), gains=(1.0,), prior_corrections=(0.0,),
+                   progress: bool = True) -> pd.DataFrame:
     """One row per (photo, decoding): PSNR of the output and of the gray baseline, colourfulness of both. Every
-    combination of the three lists is a decoding."""
+    combination of the four lists is a decoding (``prior_corrections`` other than 0 need a fitted prior shift)."""
     model = colorizer.model
     if getattr(model.config, "head", None) != "classify":
         raise ValueError(f"{colorizer.name} is a regression model: it has no decoding to tune")
+    shifts = {correction: model.prior_shift(correction) for correction in prior_corrections}
     rows = []
     for name, path in tqdm(photos, desc="sweeping", unit="photo", disable=not progress):
         photo = load_photo(path)
@@ -42,13 +44,13 @@ def decoding_sweep(colorizer: Colorizer, photos: list[tuple[str, Path]], tempera
         logits, shape = _logits(colorizer, photo.gray, colorizer.flip_average)
         gray_psnr = psnr_uint8(gray_rgb(photo), photo.rgb)
         cf_truth = colorfulness(photo.rgb)
-        for beta, temperature in itertools.product(undo_rebalancing, temperatures):
-            chroma = model.bins.decode(logits, temperature, beta)[0]
+        for beta, correction, temperature in itertools.product(undo_rebalancing, prior_corrections, temperatures):
+            chroma = model.bins.decode(logits, temperature, beta, shift=shifts[correction])[0]
             for gain in gains:
                 output = merge_full_resolution(photo.gray, chroma * gain, shape, model.output_stride,
                                                colorizer.color_space)
                 rows.append({"photo": name, "source": source_of(name), "temperature": temperature,
-                             "undo_rebalancing": beta, "chroma_gain": gain,
+                             "undo_rebalancing": beta, "chroma_gain": gain, "prior_correction": correction,
                              "psnr": psnr_uint8(output, photo.rgb), "gray_psnr": gray_psnr,
                              "colorfulness": colorfulness(output), "cf_truth": cf_truth})
     return pd.DataFrame(rows)
@@ -77,6 +79,7 @@ class Choice:
     temperature: float
     undo_rebalancing: float
     chroma_gain: float
+    prior_correction: float
     psnr_vs_gray: float
     cf_ratio: float
     meets_rule: bool  # False: no decoding reached min_cf, so the most colourful one was taken
@@ -87,7 +90,8 @@ class Choice:
 
     def label(self) -> str:
         extra = "".join(f", {field.replace('_', ' ')} {getattr(self, field):g}"
-                        for field, plain in (("undo_rebalancing", 0.0), ("chroma_gain", 1.0))
+                        for field, plain in (("undo_rebalancing", 0.0), ("chroma_gain", 1.0),
+                                             ("prior_correction", 0.0))
                         if getattr(self, field) != plain)
         return f"T={self.temperature:g}{extra}"
 
@@ -105,15 +109,16 @@ def choose_decoding(table: pd.DataFrame, min_cf: float = 0.9) -> Choice:
 def plot_frontier(sweep: pd.DataFrame, path: str | Path, choice: Choice | None = None, min_cf: float = 0.9,
                   title: str = "") -> Path:
     """PSNR against gray versus colourfulness / ground truth, each point a temperature: one line per source (at the
-    chosen undo/gain) and, for all photos, one line per (undo rebalancing, chroma gain): where a model sits between
-    dull-and-safe and vivid-and-wrong."""
+    chosen undo/gain/prior) and, for all photos, one line per (undo rebalancing, chroma gain, prior correction): where
+    a model sits between dull-and-safe and vivid-and-wrong."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    family = ("undo_rebalancing", "chroma_gain")
-    chosen_family = (choice.undo_rebalancing, choice.chroma_gain) if choice else tuple(sweep[list(family)].iloc[0])
+    family = ("undo_rebalancing", "chroma_gain", "prior_correction")
+    chosen_family = (tuple(getattr(choice, field) for field in family) if choice
+                     else tuple(sweep[list(family)].iloc[0]))
     figure, axis = plt.subplots(figsize=(7, 4.6))
     by_source = frontier(sweep, by_source=True).xs(chosen_family, level=family)
     for source, table in by_source.groupby(level="source"):
@@ -122,10 +127,11 @@ def plot_frontier(sweep: pd.DataFrame, path: str | Path, choice: Choice | None =
                   label=f"{source} ({int(table['photos'].iloc[0])})")
     overall = frontier(sweep)
     families = overall.groupby(level=list(family))
-    for (beta, gain), table in families:
+    for (beta, gain, correction), table in families:
         table = table.droplevel(list(family))
-        chosen = (beta, gain) == chosen_family
-        label = "all photos" + (f" (undo {beta:g}, gain {gain:g})" if len(families) > 1 else "")
+        chosen = (beta, gain, correction) == chosen_family
+        detail = f" (undo {beta:g}, gain {gain:g}, prior {correction:g})" if len(families) > 1 else ""
+        label = "all photos" + detail
         axis.plot(table["cf_ratio"], table["psnr_vs_gray"], "s-", color="black" if chosen else "gray",
                   lw=2 if chosen else 1, ms=4 if chosen else 2, label=label if chosen else None)
         if chosen:
@@ -133,7 +139,7 @@ def plot_frontier(sweep: pd.DataFrame, path: str | Path, choice: Choice | None =
                 axis.annotate(f"T={temperature:g}", (row.cf_ratio, row.psnr_vs_gray), fontsize=7,
                               xytext=(4, 4), textcoords="offset points")
     if len(families) > 1:
-        axis.plot([], [], "s-", color="gray", lw=1, ms=2, label="all photos, other undo / gain")
+        axis.plot([], [], "s-", color="gray", lw=1, ms=2, label="all photos, other undo / gain / prior")
     if choice is not None:
         axis.plot([choice.cf_ratio], [choice.psnr_vs_gray], "*", color="red", ms=14, label=f"chosen {choice.label()}")
     axis.axhline(0, color="gray", lw=0.8)

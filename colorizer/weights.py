@@ -90,11 +90,12 @@ def save_weights(model: nn.Module, path: str | os.PathLike, info: WeightsInfo, h
 
 
 PRESET_SUFFIX = ".preset.json"
-DECODING_FIELDS = ("temperature", "undo_rebalancing", "chroma_gain")  # what a preset may override
+DECODING_FIELDS = ("temperature", "undo_rebalancing", "chroma_gain", "prior_correction")  # what a preset may set
 
 
 def _read_preset(path: Path) -> dict:
-    """A preset names another weights file and overrides its decoding (``DECODING_FIELDS``) and description."""
+    """A preset names another weights file and overrides its decoding (``DECODING_FIELDS``, and a fitted
+    ``prior_shift``: ``colorizer.calibration``) and description."""
     try:
         preset = json.loads(path.read_text())
     except (OSError, json.JSONDecodeError) as error:
@@ -114,6 +115,8 @@ def read_info(path: str | os.PathLike) -> WeightsInfo:
         for field in DECODING_FIELDS:
             if field in preset:
                 info.config[field] = float(preset[field])
+        if "prior_shift" in preset:
+            info.config["prior_shift"] = [float(value) for value in preset["prior_shift"]]
         info.description = preset.get("description", info.description)
         info.metrics = preset.get("metrics", {})
         return info
@@ -163,6 +166,12 @@ PROJECT_GROUP, PAPERS_GROUP = "This project", "Source papers"
 def model_group(info: WeightsInfo) -> str:
     """"Source papers" for weights trained with a paper's recipe, else "This project"."""
     return PAPERS_GROUP if info.training.get("recipe") else PROJECT_GROUP
+
+
+def weights_file(path: str | os.PathLike) -> Path:
+    """The ``.safetensors`` file behind a weights file or preset."""
+    path = Path(path)
+    return _read_preset(path)["weights_path"] if path.name.endswith(PRESET_SUFFIX) else path
 
 
 def model_name(path: str | os.PathLike) -> str:

@@ -9,7 +9,7 @@ from colorizer.data import held_out_photos, named_held_out, named_photos, split_
 from colorizer.evaluate import evaluate_folder
 import torch
 
-from colorizer.tuning import choose_decoding, decoding_sweep, frontier
+from colorizer.tuning import DECODING, choose_decoding, decoding_sweep, frontier
 
 
 @pytest.fixture
@@ -28,26 +28,30 @@ def test_sweep_matches_evaluating_at_each_decoding(tiny_weights, sources):
     torch.manual_seed(1)  # uneven rebalancing weights, so undoing them changes the colours
     colorizer.model.bins.set_rebalancing(torch.rand(colorizer.model.bins.count) ** 4)
     photos = named_photos(sources)
-    sweep = decoding_sweep(colorizer, photos, (0.3, 1.0), undo_rebalancing=(0.0, 0.7), gains=(1.0, 1.6),
-                           progress=False)
-    assert sorted(sweep["source"].unique()) == ["animals", "scenes"] and len(sweep) == 3 * 8
     config = colorizer.model.config
-    for (temperature, beta, gain), swept in sweep.groupby(["temperature", "undo_rebalancing", "chroma_gain"]):
+    config.prior_shift = (2 * torch.randn(colorizer.model.bins.count)).tolist()
+    sweep = decoding_sweep(colorizer, photos, (0.3, 1.0), undo_rebalancing=(0.0, 0.7), gains=(1.0, 1.6),
+                           prior_corrections=(0.0, 0.8), progress=False)
+    assert sorted(sweep["source"].unique()) == ["animals", "scenes"] and len(sweep) == 3 * 16
+    for (temperature, beta, gain, correction), swept in sweep.groupby(list(DECODING)):
         colorizer.temperature, config.undo_rebalancing, config.chroma_gain = temperature, beta, gain
+        config.prior_correction = correction
         evaluation, _ = evaluate_folder(colorizer, photos, progress=False)
         measured = evaluation.per_photo.set_index("photo")
         swept = swept.set_index("photo")
         pd.testing.assert_series_equal(swept["psnr"], measured["psnr"], check_names=False)
         pd.testing.assert_series_equal(swept["colorfulness"], measured["colorfulness"], check_names=False)
-    plain = sweep[(sweep.undo_rebalancing == 0) & (sweep.chroma_gain == 1) & (sweep.temperature == 0.3)]
-    undone = sweep[(sweep.undo_rebalancing == 0.7) & (sweep.chroma_gain == 1) & (sweep.temperature == 0.3)]
-    assert not (plain["colorfulness"].to_numpy() == undone["colorfulness"].to_numpy()).all()
+    at = sweep[(sweep.chroma_gain == 1) & (sweep.temperature == 0.3)].set_index(list(DECODING) + ["photo"])
+    plain, undone, shifted = (at.xs(key, level=("undo_rebalancing", "prior_correction"))["colorfulness"].to_numpy()
+                              for key in ((0.0, 0.0), (0.7, 0.0), (0.0, 0.8)))
+    assert not (plain == undone).all() and not (plain == shifted).all()
 
 
 def _table(rows):
-    index = pd.MultiIndex.from_tuples([row[:3] for row in rows],
-                                      names=["temperature", "undo_rebalancing", "chroma_gain"])
-    return pd.DataFrame({"psnr_vs_gray": [row[3] for row in rows], "cf_ratio": [row[4] for row in rows]}, index=index)
+    """Rows (T, beta, gain, psnr_vs_gray, cf_ratio), no prior correction, or (T, beta, gain, S, psnr, cf)."""
+    rows = [row if len(row) == 6 else (*row[:3], 0.0, *row[3:]) for row in rows]
+    index = pd.MultiIndex.from_tuples([row[:4] for row in rows], names=list(DECODING))
+    return pd.DataFrame({"psnr_vs_gray": [row[4] for row in rows], "cf_ratio": [row[5] for row in rows]}, index=index)
 
 
 def test_rule_takes_the_best_psnr_among_colourful_enough_decodings():
@@ -57,17 +61,20 @@ def test_rule_takes_the_best_psnr_among_colourful_enough_decodings():
     assert (choice.temperature, choice.undo_rebalancing, choice.chroma_gain, choice.meets_rule) == (0.5, 0.25, 1.3, True)
     assert choice.label() == "T=0.5, undo rebalancing 0.25, chroma gain 1.3"
     assert choose_decoding(table, min_cf=0.8).decoding == {"temperature": 0.5, "undo_rebalancing": 0.0,
-                                                           "chroma_gain": 1.0}
+                                                           "chroma_gain": 1.0, "prior_correction": 0.0}
     fallback = choose_decoding(table, min_cf=0.99)
     assert (fallback.temperature, fallback.meets_rule, fallback.label()) == (0.2, False, "T=0.2")
+    corrected = choose_decoding(_table([(0.5, 0.25, 1.3, -0.1, 0.95), (0.45, 0, 1.6, 0.5, 0.1, 0.91)]))
+    assert corrected.decoding["prior_correction"] == 0.5
+    assert corrected.label() == "T=0.45, chroma gain 1.6, prior correction 0.5"
 
 
 def test_frontier_averages_psnr_and_ratios_colourfulness_of_means():
     sweep = pd.DataFrame({"photo": ["a", "b"], "source": ["x", "y"], "temperature": [0.3, 0.3],
-                          "undo_rebalancing": [0.0, 0.0], "chroma_gain": [1.0, 1.0],
+                          "undo_rebalancing": [0.0, 0.0], "chroma_gain": [1.0, 1.0], "prior_correction": [0.0, 0.0],
                           "psnr": [20.0, 24.0], "gray_psnr": [21.0, 22.0],
                           "colorfulness": [10.0, 30.0], "cf_truth": [20.0, 20.0]})
-    row = frontier(sweep).loc[(0.3, 0.0, 1.0)]
+    row = frontier(sweep).loc[(0.3, 0.0, 1.0, 0.0)]
     assert row.psnr_vs_gray == pytest.approx(0.5) and row.cf_ratio == pytest.approx(1.0)
 
 

@@ -30,6 +30,8 @@ class ModelConfig:
     temperature: float = 0.38  # annealed-mean temperature used to decode classification logits
     undo_rebalancing: float = 0.0  # decoding: subtract this times log(class weight) from the logits first
     chroma_gain: float = 1.0  # decoding: scale the decoded chroma (classification heads)
+    prior_correction: float = 0.0  # decoding: add this times prior_shift to the logits (0: off, 1: full)
+    prior_shift: list[float] | None = None  # per-bin log(true / predicted frequency), colorizer.calibration
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -95,8 +97,21 @@ class ColorModel(nn.Module):
         out = self.predict_output(lightness, flip_average)
         if self.config.head == "classify":
             t = self.config.temperature if temperature is None else temperature
-            return self.bins.decode(out, t, self.config.undo_rebalancing, self.config.chroma_gain)
+            return self.bins.decode(out, t, self.config.undo_rebalancing, self.config.chroma_gain,
+                                    self.prior_shift())
         return out
+
+    def prior_shift(self, correction: float | None = None) -> torch.Tensor | None:
+        """``correction`` (default: the config's) times the fitted per-bin shift; None when either is unset."""
+        correction = self.config.prior_correction if correction is None else correction
+        if not correction:
+            return None
+        if self.config.prior_shift is None:
+            raise ValueError("this model has no fitted prior shift; fit one with `python -m colorizer calibrate`")
+        if len(self.config.prior_shift) != self.bins.count:
+            raise ValueError(f"the prior shift has {len(self.config.prior_shift)} values; the model has "
+                             f"{self.bins.count} bins")
+        return correction * torch.tensor(self.config.prior_shift, dtype=torch.float32)
 
     def regression_output(self, features: torch.Tensor, activation: str) -> torch.Tensor:
         """Maps a head's raw output to the [-1, 1] chroma range the way the source paper does.
