@@ -1,8 +1,9 @@
 """A sheet of old photos (no ground truth) colorized by several models side by side, for looking rather than reading.
 
 A model is a shipped name, an architecture or a .safetensors path, optionally with ``@T`` for another annealed-mean
-temperature or ``@T:BETA:GAIN`` for another decoding (undo rebalancing BETA, chroma gain GAIN): ``balanced``,
-``vivid``, ``/root/runs/x/last.safetensors@0.3``, ``balanced@0.5:0.25:1.3`` (``Colorizer.from_spec``).
+temperature, ``@T:BETA:GAIN`` for another decoding (undo rebalancing BETA, chroma gain GAIN) or ``@T:BETA:GAIN:S``
+(also S of a fitted prior shift): ``balanced``, ``vivid``, ``/root/runs/x/last.safetensors@0.3``,
+``balanced@0.5:0.25:1.3`` (``Colorizer.from_spec``).
 Usage: PYTHONPATH=. python scripts/historical_sheet.py ../shared/data/historical --models balanced,vivid \
            --count 12 --out /root/runs/historical.jpg
 """

@@ -31,13 +31,22 @@ def _fine_tune_row(training: dict) -> str:
 
 
 def _decoding(config: dict) -> str:
-    """The decoding in words: temperature, and the undone rebalancing and chroma gain when set."""
+    """The decoding in words: temperature, and the undone rebalancing, prior correction and chroma gain when set."""
     words = f"annealed mean, temperature {config.get('temperature')}"
     if config.get("undo_rebalancing"):
         words += f", {config['undo_rebalancing']:g} of the class rebalancing undone (logits - beta log w)"
+    if config.get("prior_correction"):
+        words += (f", {config['prior_correction']:g} of a per-bin prior shift fitted on training photos added to the "
+                  f"logits (`python -m colorizer calibrate`)")
     if config.get("chroma_gain", 1.0) != 1.0:
         words += f", chroma x{config['chroma_gain']:g}"
     return words
+
+
+def _readable(config: dict) -> dict:
+    """The config without its long per-bin list (the prior shift lives in the preset, one value per bin)."""
+    shift = config.get("prior_shift")
+    return {**config, "prior_shift": f"{len(shift)} values, in the preset"} if shift else config
 
 
 def main() -> None:
@@ -61,7 +70,7 @@ def main() -> None:
 
 | | |
 |---|---|
-| architecture | `{info.architecture}` (config: `{json.dumps(info.config)}`) |
+| architecture | `{info.architecture}` (config: `{json.dumps(_readable(info.config))}`) |
 | weights | `{weights_file.name}`, fp16 safetensors, {weights_file.stat().st_size / 1e6:.1f} MB |
 | decoding | {_decoding(info.config)} |
 | loss | `{training.get('loss')}` (rebalanced cross-entropy over {len(colorizer.model.bins.centers) if colorizer.model.bins is not None else 0} in-gamut ab bins, Zhang et al. 2016) |

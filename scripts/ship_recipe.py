@@ -2,7 +2,8 @@
 
     python scripts/ship_recipe.py RUN_DIR --val ../shared/data/val --holdout ../shared/data/train [--precision int8]
 
-Takes the run's ``last.safetensors`` (BatchNorm statistics re-estimated before it was written), names it after its
+Takes the run's ``last.safetensors`` (or ``--weights``, e.g. a GAN's ``interval-NNN.safetensors`` chosen by a stated
+rule; BatchNorm statistics re-estimated before it was written), names it after its
 recipe, stores it in fp16 or int8 (int8 only if it changes PSNR on the first ``--int8-photos`` validation photos by
 less than 0.05 dB, measured here and written into the card), evaluates it on ``--val`` against the gray baseline and
 writes the card: the paper's reported numbers beside ours, the budget, and every deviation with its reason.
@@ -64,12 +65,15 @@ def main() -> int:
                         help="also report the photos training held out of this folder, per source")
     parser.add_argument("--precision", choices=["fp16", "int8"], default="fp16")
     parser.add_argument("--int8-photos", type=int, default=20)
+    parser.add_argument("--weights", default="last.safetensors",
+                        help="the run's weights file to ship (default last.safetensors; interval-NNN.safetensors "
+                             "for a checkpoint chosen by a stated rule, given in --notes)")
     parser.add_argument("--notes", default="", help="Markdown added to the card (what is still short, ...)")
     args = parser.parse_args()
     torch.set_num_threads(2)
     torch.use_deterministic_algorithms(True)
     run = Path(args.run)
-    model, info = load_weights(run / "last.safetensors")
+    model, info = load_weights(run / args.weights)
     recipe = get_recipe(info.training["recipe"])
     info.description = recipe.system
     target = WEIGHTS_DIR / f"{recipe.name}.safetensors"
@@ -116,6 +120,7 @@ def main() -> int:
         import pandas as pd
 
         log = pd.read_csv(history)
+        log = log[log.images_seen <= info.training.get("images_seen", log.images_seen.max())]  # up to the shipped one
         last = log.iloc[-1]
         first = log.iloc[0]
         curve = (f"Validation curve (91 held-out training photos, 128 px centre crops): loss {first.val_loss:.4f} after "
