@@ -2,9 +2,9 @@
 
 The network runs once per photo; each decoding (temperature, undoing part of the class rebalancing, a chroma gain,
 a share of the fitted prior shift: ``AbBins.decode``) only re-decodes its bin distribution, so a sweep costs little
-more than one evaluation per decoding. The rule: the highest PSNR among decodings whose colourfulness is at least ``min_cf`` of the ground
-truth's (mean over photos), because dull colours score well on PSNR and vivid wrong ones score badly: both axes
-count.
+more than one evaluation per decoding. The rule: the highest PSNR among decodings whose colourfulness is at least
+``min_cf`` of the ground truth's (mean over photos), because dull colours score well on PSNR and vivid wrong ones
+score badly: both axes count.
 """
 
 from __future__ import annotations
