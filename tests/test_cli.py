@@ -136,9 +136,9 @@ def test_tune_chooses_a_decoding_on_val_and_held_out_training_photos(tiny_weight
     assert "chosen (highest PSNR with colourfulness >= 0" in result.stdout and plot.stat().st_size > 10_000
     table = result.stdout.split("per source")[0]
     rows = [line.split() for line in table.splitlines() if line.strip()[:1].isdigit()]
-    assert [tuple(map(float, row[:3])) for row in rows] == [
-        (t, beta, gain) for t in (0.3, 0.6, 1.0) for beta in (0.0, 0.5) for gain in (1.0, 1.3)]
-    best = max(rows, key=lambda row: float(row[4]))
+    assert [tuple(map(float, row[:4])) for row in rows] == [  # T, undo, gain, prior correction (none asked)
+        (t, beta, gain, 0.0) for t in (0.3, 0.6, 1.0) for beta in (0.0, 0.5) for gain in (1.0, 1.3)]
+    best = max(rows, key=lambda row: float(row[5]))  # after the photo count
     label = f"T={float(best[0]):g}" + (f", undo rebalancing {float(best[1]):g}" if float(best[1]) else "") + \
         (f", chroma gain {float(best[2]):g}" if float(best[2]) != 1 else "")
     assert f"{label}:" in result.stdout  # min-cf 0: every decoding is eligible, so the best PSNR wins

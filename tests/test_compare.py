@@ -110,7 +110,7 @@ def test_from_spec_sets_the_decoding_and_names_it(tiny_weights):
     plain = Colorizer.from_spec(str(tiny_weights), device="cpu")
     assert plain.temperature is None and plain.model.config.chroma_gain == 1.0
     assert Colorizer.from_spec(f"{tiny_weights}@0.3", device="cpu").model.config.undo_rebalancing == 0.0
-    with pytest.raises(ValueError, match="T or T:BETA:GAIN"):
+    with pytest.raises(ValueError, match="T, T:BETA:GAIN or T:BETA:GAIN:S"):
         Colorizer.from_spec(f"{tiny_weights}@warm", device="cpu")
     with pytest.raises(ValueError, match="regression model"):
         Colorizer.from_spec("unet@0.3", device="cpu")
