@@ -60,8 +60,7 @@ def sample_pixels(colorizer: Colorizer, paths: list[Path], pixels_per_photo: int
         photo = load_photo(path)
         if photo.rgb is None:
             continue
-        lightness, _ = colorizer.network_input(photo.gray)
-        logits = model.predict_output(lightness).float()[0].cpu()  # (Q, h, w)
+        logits = colorizer.network_output(photo.gray, flip_average=False)[0][0].cpu()  # (Q, h, w)
         count, height, width = logits.shape
         rgb = torch.from_numpy(photo.rgb.copy()).permute(2, 0, 1)[None].float() / 255  # copy: the array is read-only
         rgb = F.interpolate(rgb, size=(height, width), mode="bilinear", antialias=True, align_corners=False)

@@ -278,7 +278,7 @@ def _add_calibrate(subparsers) -> None:
 
 def _run_calibrate(args) -> int:
     from colorizer.calibration import fit_prior_shift, write_preset
-    from colorizer.data import list_images, split_holdout
+    from colorizer.data import training_photos
     from colorizer.inference import DEFAULT_MODEL, parse_decoding
     from colorizer.weights import PRESET_SUFFIX, shipped_weights, weights_file
 
@@ -288,8 +288,7 @@ def _run_calibrate(args) -> int:
     source = Path(args.weights) if args.weights else shipped_weights().get(args.model or DEFAULT_MODEL)
     if source is None:
         raise ValueError(f"{colorizer.name} has no trained weights to calibrate")
-    training, _ = split_holdout(list_images(args.train), 0.03, 0)
-    shift, fitted = fit_prior_shift(colorizer, training, args.photos, args.pixels, args.seed)
+    shift, fitted = fit_prior_shift(colorizer, training_photos(args.train), args.photos, args.pixels, args.seed)
     config = colorizer.model.config
     decoding = (parse_decoding(args.decoding) if args.decoding else
                 {"temperature": colorizer.temperature or config.temperature, "undo_rebalancing":

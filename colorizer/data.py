@@ -132,6 +132,11 @@ def held_out_photos(train_root: str | os.PathLike, fraction: float = 0.03, seed:
     return split_holdout(list_images(train_root), fraction, seed)[1]
 
 
+def training_photos(train_root: str | os.PathLike, fraction: float = 0.03, seed: int = 0) -> list[Path]:
+    """The photos of ``train_root`` that training trains on: all but ``held_out_photos``."""
+    return split_holdout(list_images(train_root), fraction, seed)[0]
+
+
 def named_photos(*sources: str | os.PathLike | list) -> list[tuple[str, Path]]:
     """(name, path) of every image in each folder (named by the path below it, so the first folder is the photo's
     source, e.g. ``osie/x.jpg``) or list of paths (named by file name)."""

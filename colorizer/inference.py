@@ -200,6 +200,15 @@ class Colorizer:
         return normalize_l(gray_to_lightness(small.clamp(0, 1))), (net_h, net_w)
 
     @torch.inference_mode()
+    def network_output(self, gray: np.ndarray,
+                       flip_average: bool | None = None) -> tuple[torch.Tensor, tuple[int, int]]:
+        """Full-res gray (H, W) -> (the network's raw output (1, C, h', w') in float32: bin logits, or chroma for
+        regression; the network input shape). ``flip_average`` defaults to the colorizer's."""
+        lightness, shape = self.network_input(gray)
+        flip = self.flip_average if flip_average is None else flip_average
+        return self.model.predict_output(lightness, flip).float(), shape
+
+    @torch.inference_mode()
     def predict_chroma(self, gray: np.ndarray, size: int | None = None,
                        temperature: float | None = None) -> tuple[torch.Tensor, tuple[int, int]]:
         """Full-res gray (H, W) -> (normalised chroma (2, hc, wc), network input shape)."""

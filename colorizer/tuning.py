@@ -13,9 +13,7 @@ import itertools
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
-import torch
 from tqdm import tqdm
 
 from colorizer.data import colorfulness
@@ -41,7 +39,7 @@ def decoding_sweep(colorizer: Colorizer, photos: list[tuple[str, Path]], tempera
         photo = load_photo(path)
         if photo.rgb is None:
             continue
-        logits, shape = _logits(colorizer, photo.gray, colorizer.flip_average)
+        logits, shape = colorizer.network_output(photo.gray)
         gray_psnr = psnr_uint8(gray_rgb(photo), photo.rgb)
         cf_truth = colorfulness(photo.rgb)
         for beta, correction, temperature in itertools.product(undo_rebalancing, prior_corrections, temperatures):
@@ -54,13 +52,6 @@ def decoding_sweep(colorizer: Colorizer, photos: list[tuple[str, Path]], tempera
                              "psnr": psnr_uint8(output, photo.rgb), "gray_psnr": gray_psnr,
                              "colorfulness": colorfulness(output), "cf_truth": cf_truth})
     return pd.DataFrame(rows)
-
-
-@torch.inference_mode()
-def _logits(colorizer: Colorizer, gray: np.ndarray, flip_average: bool) -> tuple[torch.Tensor, tuple[int, int]]:
-    """Bin logits of the whole photo at the colorizer's working size (log of the flip-averaged distribution)."""
-    lightness, shape = colorizer.network_input(gray)
-    return colorizer.model.predict_output(lightness, flip_average).float(), shape
 
 
 def frontier(sweep: pd.DataFrame, by_source: bool = False) -> pd.DataFrame:

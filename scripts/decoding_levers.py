@@ -30,9 +30,8 @@ def collect(colorizer: Colorizer, photos: list) -> list[dict]:
     model, items = colorizer.model, []
     for name, path, split in photos:
         photo = load_photo(path)
-        lightness, shape = colorizer.network_input(photo.gray)
-        with torch.inference_mode():
-            logits = model.predict_output(lightness)[0].float()
+        logits, shape = colorizer.network_output(photo.gray, flip_average=False)
+        logits = logits[0]
         truth = torch.from_numpy(np.array(photo.rgb)).permute(2, 0, 1).float()[None] / 255
         small = F.interpolate(truth, size=logits.shape[-2:], mode="area")[0].double()
         indices, weights = model.bins.soft_encode((rgb_to_lab(small)[1:] / 110).float()[None])
