@@ -308,8 +308,8 @@ def _add_compare(subparsers) -> None:
     _add_holdout_argument(p)
     p.add_argument("--baseline", default="balanced", help="model spec to beat (default: balanced)")
     p.add_argument("--challenger", required=True,
-                   help="model spec: a shipped name, an architecture or a .safetensors path, optionally @T or "
-                        "@T:BETA:GAIN for its decoding (e.g. balanced@0.5:0.25:1.3)")
+                   help="model spec: a shipped name, an architecture or a .safetensors path, optionally @T, "
+                        "@T:BETA:GAIN or @T:BETA:GAIN:S for its decoding (e.g. balanced@0.45:0:1.8:0.6)")
     p.add_argument("--size", type=int, default=None, help="working size for both (default: each model's)")
     p.add_argument("--device", default=None, help="cpu, cuda, cuda:1, mps (default: best available)")
     p.add_argument("--confidence", type=float, default=0.95)
