@@ -20,7 +20,7 @@ from colorizer.color import (WHITE_D65, denormalize_chroma, gray_to_lightness, l
                              normalize_l, space_to_rgb, xyz_to_linear_rgb_matrix)
 from colorizer.device import select_device
 from colorizer.imageio import DEFAULT_MAX_PIXELS, GrayPhoto, ImageInput, load_photo
-from colorizer.weights import WEIGHTS_DIR, WeightsInfo, load_weights, model_name, shipped_weights
+from colorizer.weights import WEIGHTS_DIR, WeightsInfo, fingerprint, load_weights, model_name, shipped_weights
 
 log = logging.getLogger(__name__)
 
@@ -31,19 +31,20 @@ _XYZ_TO_RGB = xyz_to_linear_rgb_matrix().tolist()  # rows of the merge's per-cha
 
 
 def resolve_model(name: str | os.PathLike | None, weights_dir: str | os.PathLike = WEIGHTS_DIR,
-                  device: torch.device | str = "cpu") -> tuple[torch.nn.Module, WeightsInfo | None, str]:
-    """A weights file path, a shipped model name or a registry architecture -> (model, info, display name)."""
+                  device: torch.device | str = "cpu") -> tuple[torch.nn.Module, WeightsInfo | None, str, Path | None]:
+    """A weights file path, a shipped model name or a registry architecture -> (model, info, display name, the
+    weights file or preset: None for an architecture with random weights)."""
     name = DEFAULT_MODEL if name is None else name
     shipped = shipped_weights(weights_dir)
     if str(name) in shipped:
         model, info = load_weights(shipped[str(name)], device)
-        return model, info, str(name)
+        return model, info, str(name), Path(shipped[str(name)])
     if isinstance(name, os.PathLike) or str(name).endswith((".safetensors", ".json")):
         model, info = load_weights(name, device)
-        return model, info, model_name(name)
+        return model, info, model_name(name), Path(name)
     if str(name) in models.list_models():
         log.warning("model %r has no trained weights here: it colorizes with random weights", name)
-        return models.create(str(name)).to(device).eval(), None, str(name)
+        return models.create(str(name)).to(device).eval(), None, str(name), None
     raise KeyError(f"unknown model {str(name)!r}; shipped models: {', '.join(shipped) or 'none'}; "
                    f"architectures: {', '.join(models.list_models())}")
 
@@ -149,7 +150,7 @@ class Colorizer:
                  weights_dir: str | os.PathLike = WEIGHTS_DIR, max_pixels: int = DEFAULT_MAX_PIXELS,
                  flip_average: bool = False):
         self.device = select_device(device)
-        self.model, self.info, self.name = resolve_model(model, weights_dir, self.device)
+        self.model, self.info, self.name, self.weights_path = resolve_model(model, weights_dir, self.device)
         self.size = size or (self.info.working_size if self.info else 256)
         self.saturation = saturation
         self.temperature = temperature
@@ -185,6 +186,11 @@ class Colorizer:
         colorizer.label = Path(name).parent.name if name.endswith(".safetensors") else name
         colorizer.label += f"@{decoding}" if decoding else ""
         return colorizer
+
+    @functools.cached_property
+    def weights_sha256(self) -> str | None:
+        """``colorizer.weights.fingerprint`` of the file this model was loaded from (None: random weights)."""
+        return fingerprint(self.weights_path) if self.weights_path else None
 
     def _autocast(self):
         if self.device.type == "cuda":

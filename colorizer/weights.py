@@ -7,6 +7,7 @@ unpickles anything: safetensors holds raw tensors only.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 from dataclasses import dataclass, field
@@ -172,6 +173,19 @@ def weights_file(path: str | os.PathLike) -> Path:
     """The ``.safetensors`` file behind a weights file or preset."""
     path = Path(path)
     return _read_preset(path)["weights_path"] if path.name.endswith(PRESET_SUFFIX) else path
+
+
+def fingerprint(path: str | os.PathLike) -> str:
+    """SHA-256 of a weights file's bytes; of a preset's, then of its weights file's: two files that colorize
+    differently never share one, so a study can name the exact weights behind each condition."""
+    path = Path(path)
+    digest = hashlib.sha256()
+    files = [path, _read_preset(path)["weights_path"]] if path.name.endswith(PRESET_SUFFIX) else [path]
+    for file in files:
+        with open(file, "rb") as handle:
+            for block in iter(lambda: handle.read(1 << 20), b""):
+                digest.update(block)
+    return digest.hexdigest()
 
 
 def model_name(path: str | os.PathLike) -> str:

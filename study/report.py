@@ -86,7 +86,10 @@ def analyse(engine: Engine, study_name: str | None = None, bootstrap_repeats: in
         info = {"name": study.name, "mode": study.mode, "presentation": study.presentation,
                 "display_ms": study.display_ms, "consent_version": study.consent_version,
                 "exclusion_rules": study.exclusion_rules, "lists": study.list_count,
-                "conditions": [c.name for c in study.conditions], "created_at": study.created_at.isoformat()}
+                "conditions": [c.name for c in study.conditions], "created_at": study.created_at.isoformat(),
+                "condition_details": [{"condition": c.name, "description": "the photo itself" if c.is_real
+                                       else c.description, "weights_sha256": c.weights_sha256 or ""}
+                                      for c in study.conditions]}
         rules = dict(study.exclusion_rules)
     trials = analysis.load_trials(engine, info["name"], include_simulated=include_simulated)
     simulated = 0
@@ -216,6 +219,11 @@ participants and photos as crossed clusters (two-way cluster-robust errors); `wi
 independent and is too narrow when people or photos differ. Model differences are tested by flipping the two
 models' labels photo by photo (a randomisation test), Holm-corrected.{' `p_vs_half` tests each fool rate against 50%.' if s['mode'] == '2afc' else ''}
 
+## Conditions
+
+Each model's weights file (with its preset) by SHA-256: a shipped name can later hold better weights.
+
+{_markdown_table(pd.DataFrame(s['condition_details']))}
 ## {metric[0].upper() + metric[1:]} per condition
 
 ![chart]({chart_name})
@@ -237,7 +245,8 @@ models' labels photo by photo (a randomisation test), Holm-corrected.{' `p_vs_ha
 
 def html_page(report: StudyReport, chart_name: str = "acceptance.png") -> str:
     s = report.study
-    sections = [("Acceptance per condition", report.acceptance), ("Pairwise differences", report.pairwise),
+    sections = [("Conditions", pd.DataFrame(s["condition_details"])),
+                ("Acceptance per condition", report.acceptance), ("Pairwise differences", report.pairwise),
                 ("Metric correlations", report.correlations), ("Per photo", report.per_photo),
                 ("Per participant", report.participants)]
     body = "".join(f"<h2>{html.escape(title)}</h2>" + (frame.to_html(index=False, float_format=lambda v: f"{v:.3f}",

@@ -74,6 +74,8 @@ class StudyModel(Base):
     position: Mapped[int] = mapped_column(Integer)  # order in the Latin square
     is_real: Mapped[bool] = mapped_column(Boolean, default=False)
     description: Mapped[str] = mapped_column(Text, default="")
+    # SHA-256 of the weights file (and preset) that made this condition's images: a name can be reused by new weights
+    weights_sha256: Mapped[Optional[str]] = mapped_column(String(64))
 
     study: Mapped[Study] = relationship(back_populates="conditions")
 

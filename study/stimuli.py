@@ -177,7 +177,8 @@ def build_study(session: Session, design: StudyDesign, photos: Sequence[tuple[st
     session.add(study)
     for position, name in enumerate(["real", *colorizers]):
         session.add(StudyModel(study=study, name=name, position=position, is_real=name == "real",
-                               description=(descriptions or {}).get(name, "")))
+                               description=(descriptions or {}).get(name, ""),
+                               weights_sha256=getattr(colorizers.get(name), "weights_sha256", None)))
     order = np.random.default_rng(design.seed).permutation(len(photos))
     roles = ["practice"] * design.practice_photos + ["sentinel"] * sentinel_count
     roles += ["main"] * (len(photos) - len(roles))

@@ -210,6 +210,31 @@ def test_preset_named_like_its_weights_sets_their_shipped_decoding(tiny_weights,
     assert by_path.name == "base" and by_path.model.config.chroma_gain == 1.5
 
 
+def test_weights_fingerprint_names_the_exact_files(tiny_weights, tmp_path):
+    """A study records it per condition: equal bytes give equal hashes; a preset's covers its weights file too."""
+    import hashlib
+    import json
+    import shutil
+
+    from colorizer.weights import fingerprint
+
+    shutil.copy(tiny_weights, tmp_path / "base.safetensors")
+    plain = hashlib.sha256(tiny_weights.read_bytes()).hexdigest()
+    assert fingerprint(tmp_path / "base.safetensors") == plain
+    preset = tmp_path / "warm.preset.json"
+    preset.write_text(json.dumps({"weights": "base.safetensors", "temperature": 0.9}))
+    warm = Colorizer(preset, device="cpu")
+    assert warm.weights_path == preset and warm.weights_sha256 == fingerprint(preset) != plain
+    assert Colorizer("base", weights_dir=tmp_path, device="cpu").weights_sha256 == plain
+    preset.write_text(json.dumps({"weights": "base.safetensors", "temperature": 0.8}))
+    assert fingerprint(preset) != warm.weights_sha256  # another decoding, another fingerprint
+    before = fingerprint(preset)
+    with open(tmp_path / "base.safetensors", "ab") as handle:  # the same preset over changed weights
+        handle.write(b" ")
+    assert fingerprint(preset) != before
+    assert Colorizer("context_unet", device="cpu").weights_sha256 is None  # random weights: no file
+
+
 def test_flip_average_is_mirror_symmetric():
     """With flip averaging the prediction for the mirrored photo is the mirrored prediction; without it, not."""
     import torch

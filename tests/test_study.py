@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import hashlib
 import io
+import json
 import shutil
 import uuid
 from collections import Counter
@@ -274,11 +276,38 @@ def test_study_cli_build_simulate_report(tmp_path, tiny_weights):
     assert "simulated 6 participants" in simulated.stdout
     reported = run("report", "--out", tmp_path / "out", "--study", "cli", "--bootstrap", "10")
     assert reported.returncode == 0 and (tmp_path / "out" / "report.html").exists()
+    # the report names the weights behind each condition by hash: a shipped name can later hold other weights
+    sha = hashlib.sha256(tiny_weights.read_bytes()).hexdigest()
+    details = json.loads((tmp_path / "out" / "summary.json").read_text())["study"]["condition_details"]
+    assert {d["condition"]: d["weights_sha256"] for d in details} == {"real": "", "run-a/last": sha,
+                                                                       "run-b/last": sha}
+    assert (tmp_path / "out" / "report.md").read_text().count(sha) == 2
+    assert (tmp_path / "out" / "report.html").read_text().count(sha) == 2
     # ... and the --db before it still works
     listed = subprocess.run([sys.executable, "-m", "study", "--db", db, "list"], capture_output=True, text=True)
     assert listed.returncode == 0 and "cli" in listed.stdout
     bad = run("simulate", "--participants", "1", "--accept", "nonsense")
     assert bad.returncode == 2 and "NAME=PROBABILITY" in bad.stderr
+
+
+def test_a_database_from_before_the_weights_hash_gains_its_column(tmp_path, photos, tiny_colorizer):
+    from sqlalchemy import inspect
+
+    url = f"sqlite:///{tmp_path / 'old.sqlite'}"
+    factory = make_session_factory(make_engine(url))
+    build(factory, photos, tiny_colorizer, name="before")
+    with create_engine(url).begin() as connection:  # the schema as it was before the column existed
+        connection.execute(text("ALTER TABLE study_models DROP COLUMN weights_sha256"))
+    engine = make_engine(url)  # opening it again adds the column; the old study's rows stay
+    assert "weights_sha256" in {c["name"] for c in inspect(engine).get_columns("study_models")}
+    factory = make_session_factory(engine)
+    build(factory, photos, tiny_colorizer, name="after")
+    with factory() as session:
+        rows = session.execute(text("SELECT s.name, m.name, m.weights_sha256 FROM study_models m JOIN studies s "
+                                    "ON s.id = m.study_id WHERE NOT m.is_real")).all()
+    sha = tiny_colorizer.weights_sha256
+    assert sorted(map(tuple, rows)) == [("after", "balanced", sha), ("after", "vivid", sha),
+                                        ("before", "balanced", None), ("before", "vivid", None)]
 
 
 def test_condition_names_keep_every_weights_file_distinct():
