@@ -151,6 +151,8 @@ class Colorizer:
                  flip_average: bool = False):
         self.device = select_device(device)
         self.model, self.info, self.name, self.weights_path = resolve_model(model, weights_dir, self.device)
+        # hashed on load, not when first asked: a study must record the bytes that colorized, not a later file
+        self.weights_sha256 = fingerprint(self.weights_path) if self.weights_path else None
         self.size = size or (self.info.working_size if self.info else 256)
         self.saturation = saturation
         self.temperature = temperature
@@ -186,11 +188,6 @@ class Colorizer:
         colorizer.label = Path(name).parent.name if name.endswith(".safetensors") else name
         colorizer.label += f"@{decoding}" if decoding else ""
         return colorizer
-
-    @functools.cached_property
-    def weights_sha256(self) -> str | None:
-        """``colorizer.weights.fingerprint`` of the file this model was loaded from (None: random weights)."""
-        return fingerprint(self.weights_path) if self.weights_path else None
 
     def _autocast(self):
         if self.device.type == "cuda":
