@@ -180,8 +180,7 @@ def fingerprint(path: str | os.PathLike) -> str:
     differently never share one, so a study can name the exact weights behind each condition."""
     path = Path(path)
     digest = hashlib.sha256()
-    files = [path, _read_preset(path)["weights_path"]] if path.name.endswith(PRESET_SUFFIX) else [path]
-    for file in files:
+    for file in dict.fromkeys([path, weights_file(path)]):  # a preset, then its weights; a weights file once
         with open(file, "rb") as handle:
             for block in iter(lambda: handle.read(1 << 20), b""):
                 digest.update(block)
