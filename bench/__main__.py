@@ -1,6 +1,6 @@
 """``python -m bench``: every benchmark in one run; writes bench/RESULTS.md and bench/scaling.png.
 
-Options: ``--sections peers,scaling,training,storage,app,gpu`` (default all), ``--weights FILE`` (default: the
+Options: ``--sections peers,endtoend,scaling,training,storage,app,gpu`` (default all), ``--weights FILE`` (default: the
 default shipped model), ``--out DIR`` (default: bench/).
 """
 
@@ -17,7 +17,7 @@ from pathlib import Path
 
 import torch
 
-SECTIONS = ("peers", "scaling", "training", "storage", "app", "gpu")
+SECTIONS = ("peers", "endtoend", "scaling", "training", "storage", "app", "gpu")
 
 
 def machine() -> str:
@@ -81,6 +81,14 @@ def main(argv: list[str] | None = None) -> int:
                          ("decode_s", "decode s", ".3f"), ("network_s", "network s", ".3f"), ("merge_s", "merge s", ".3f"),
                          ("encode_s", "encode s", ".3f"), ("total_s", "total s", ".2f"),
                          ("peak_rss_mb", "peak RSS MB", ".0f")]) + "\n\n![time and memory against megapixels](scaling.png)")
+    if "endtoend" in sections:
+        from bench.end_to_end import COLUMNS, end_to_end_table
+
+        print("end to end against ECCV16...", flush=True)
+        parts.append("## End to end against ECCV16 (`python -m bench.end_to_end`)\n\nOur whole `colorize` path "
+                     "(decode, network, bin decoding, full-resolution merge, encode); ECCV16's estimated as the same "
+                     "path with its network (at 256x256, as its authors run it) in place of ours; medians of 7 "
+                     "interleaved runs.\n\n" + table(end_to_end_table([args.weights]), COLUMNS))
     if "training" in sections:
         from bench.speed import training_table
 

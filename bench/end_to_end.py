@@ -1,0 +1,104 @@
+"""A colorizer's whole ``colorize`` path against ECCV16 (Zhang et al. 2016) run the same way.
+
+ECCV16's own pipeline resizes the lightness to 256x256, predicts 313 ab-bin logits at 1/4 resolution, decodes them
+(annealed mean), upsamples the chroma and joins it to the photo's full-resolution lightness: the same steps as
+``Colorizer.colorize`` apart from the network (its bin decoding at 64x64 costs about what ours does). So ECCV16 end
+to end is estimated as our measured total minus our network's forward pass plus ECCV16's forward pass at 256x256,
+all timed in one process and interleaved, so a machine busy with other work slows both alike.
+
+Usage: ``python -m bench.end_to_end [MODEL_SPEC ...]`` (default: the default shipped model) prints a table.
+"""
+
+from __future__ import annotations
+
+import io
+import statistics
+import sys
+import time
+
+import torch
+
+PHOTO_SIZES = ((256, 256), (577, 432), (1154, 865))  # the network's own size; 0.25 MP; 1 MP (4:3)
+
+
+def _gray_jpeg(width: int, height: int) -> bytes:
+    import numpy as np
+    from PIL import Image
+    from skimage import data
+
+    gray = Image.fromarray(data.astronaut()).convert("L").resize((width, height), Image.Resampling.BILINEAR)
+    grain = np.random.default_rng(0).integers(-6, 7, (height, width), dtype=np.int16)
+    gray = Image.fromarray(np.clip(np.asarray(gray, dtype=np.int16) + grain, 0, 255).astype(np.uint8))
+    buffer = io.BytesIO()
+    gray.save(buffer, "JPEG", quality=92)
+    return buffer.getvalue()
+
+
+def _seconds(function) -> float:
+    start = time.perf_counter()
+    function()
+    return time.perf_counter() - start
+
+
+def end_to_end_table(specs: list[str | None], repeats: int = 7,
+                     sizes: tuple[tuple[int, int], ...] = PHOTO_SIZES) -> list[dict]:
+    """One row per (model, photo size): medians of ``repeats`` interleaved runs of our whole path (decode JPEG,
+    network at the working size, bin decoding, full-resolution merge, encode JPEG q95), our network's forward pass
+    alone, and ECCV16's forward pass at 256x256; ECCV16's estimated total and the speed-up."""
+    from colorizer import Colorizer
+    from colorizer.imageio import load_photo
+    from bench.peers import ECCV16
+
+    eccv16 = ECCV16().eval()
+    eccv16_input = torch.randn(1, 1, 256, 256)
+    rows = []
+    for spec in specs:
+        colorizer = Colorizer.from_spec(spec, device="cpu") if spec else Colorizer(device="cpu")
+        for width, height in sizes:
+            encoded = _gray_jpeg(width, height)
+            lightness, _ = colorizer.network_input(load_photo(encoded).gray)
+
+            def whole_path():
+                image = colorizer.colorize(encoded)
+                image.save(io.BytesIO(), "JPEG", quality=95)
+
+            with torch.inference_mode():
+                def ours():
+                    colorizer.model(lightness)
+
+                def theirs():
+                    eccv16(eccv16_input)
+
+                for warm_up in (whole_path, ours, theirs):
+                    warm_up()
+                totals, forwards, eccv16_forwards = [], [], []
+                for _ in range(repeats):
+                    totals.append(_seconds(whole_path))
+                    forwards.append(_seconds(ours))
+                    eccv16_forwards.append(_seconds(theirs))
+            total, forward, eccv16_forward = (statistics.median(t) * 1000 for t in (totals, forwards, eccv16_forwards))
+            eccv16_total = total - forward + eccv16_forward
+            rows.append({"model": colorizer.label, "photo": f"{width}x{height}",
+                         "network_input": f"{lightness.shape[-1]}x{lightness.shape[-2]}", "total_ms": total,
+                         "forward_ms": forward, "eccv16_forward_ms": eccv16_forward, "eccv16_total_ms": eccv16_total,
+                         "speedup_end_to_end": eccv16_total / total, "speedup_network": eccv16_forward / forward})
+    return rows
+
+
+COLUMNS = [("model", "model", ""), ("photo", "photo", ""), ("network_input", "network input", ""),
+           ("total_ms", "ours end to end ms", ".0f"), ("forward_ms", "ours network ms", ".0f"),
+           ("eccv16_forward_ms", "ECCV16 network ms @256", ".0f"), ("eccv16_total_ms", "ECCV16 end to end ms", ".0f"),
+           ("speedup_end_to_end", "x ECCV16 end to end", ".2f"), ("speedup_network", "x ECCV16 network", ".2f")]
+
+
+def main(argv: list[str] | None = None) -> int:
+    from bench.__main__ import table
+
+    torch.set_num_threads(2)
+    specs = (argv if argv is not None else sys.argv[1:]) or [None]
+    print(table(end_to_end_table(specs), COLUMNS))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

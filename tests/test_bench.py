@@ -1,0 +1,16 @@
+"""The end-to-end benchmark runs and its estimate is built from what it measured (no timing is asserted)."""
+
+import pytest
+
+from bench.end_to_end import end_to_end_table
+
+
+def test_end_to_end_rows_for_each_size_with_consistent_estimate():
+    rows = end_to_end_table([None], repeats=1, sizes=((96, 64), (300, 200)))
+    assert [row["photo"] for row in rows] == ["96x64", "300x200"]
+    for row in rows:
+        assert row["model"] == "balanced"
+        assert row["network_input"] == "384x256"  # the working size: 256 on the short side, 3:2 kept
+        assert row["eccv16_total_ms"] == pytest.approx(row["total_ms"] - row["forward_ms"] + row["eccv16_forward_ms"])
+        assert row["speedup_end_to_end"] == pytest.approx(row["eccv16_total_ms"] / row["total_ms"])
+        assert row["forward_ms"] > 0 and row["eccv16_forward_ms"] > 0
