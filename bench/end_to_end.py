@@ -4,7 +4,8 @@ ECCV16's own pipeline resizes the lightness to 256x256, predicts 313 ab-bin logi
 (annealed mean), upsamples the chroma and joins it to the photo's full-resolution lightness: the same steps as
 ``Colorizer.colorize`` apart from the network (its bin decoding at 64x64 costs about what ours does). So ECCV16 end
 to end is estimated as our measured total minus our network's forward pass plus ECCV16's forward pass at 256x256,
-all timed in one process and interleaved, so a machine busy with other work slows both alike.
+all timed in one process and interleaved, so a machine busy with other work slows both alike. Both networks run
+in the channels-last (NHWC) layout, as ``Colorizer`` runs its model on CPU.
 
 Usage: ``python -m bench.end_to_end [MODEL_SPEC ...]`` (default: the default shipped model) prints a table.
 """
@@ -49,8 +50,9 @@ def end_to_end_table(specs: list[str | None], repeats: int = 7,
     from colorizer.imageio import load_photo
     from bench.peers import ECCV16
 
-    eccv16 = ECCV16().eval()
-    eccv16_input = torch.randn(1, 1, 256, 256)
+    # ECCV16 in the layout that runs fastest on CPU, as Colorizer runs ours (NHWC: 4% faster for it here)
+    eccv16 = ECCV16().eval().to(memory_format=torch.channels_last)
+    eccv16_input = torch.randn(1, 1, 256, 256).contiguous(memory_format=torch.channels_last)
     rows = []
     for spec in specs:
         colorizer = Colorizer.from_spec(spec, device="cpu") if spec else Colorizer(device="cpu")

@@ -151,6 +151,8 @@ class Colorizer:
                  flip_average: bool = False):
         self.device = select_device(device)
         self.model, self.info, self.name, self.weights_path = resolve_model(model, weights_dir, self.device)
+        if self.device.type == "cpu":  # CPU convolutions run 15-20% faster on NHWC here (bench.end_to_end)
+            self.model = self.model.to(memory_format=torch.channels_last)
         # hashed on load, not when first asked: a study must record the bytes that colorized, not a later file
         self.weights_sha256 = fingerprint(self.weights_path) if self.weights_path else None
         self.size = size or (self.info.working_size if self.info else 256)
@@ -200,7 +202,8 @@ class Colorizer:
         net_h, net_w = working_shape(height, width, size or self.size)
         tensor = torch.from_numpy(np.ascontiguousarray(gray))[None, None].to(self.device)
         small = F.interpolate(tensor, size=(net_h, net_w), mode="bilinear", antialias=True, align_corners=False)
-        return normalize_l(gray_to_lightness(small.clamp(0, 1))), (net_h, net_w)
+        lightness = normalize_l(gray_to_lightness(small.clamp(0, 1)))  # (1, 1, h, w)
+        return lightness.contiguous(memory_format=torch.channels_last), (net_h, net_w)
 
     @torch.inference_mode()
     def network_output(self, gray: np.ndarray,

@@ -282,3 +282,17 @@ def test_non_finite_colours_are_a_clear_error_not_an_index_error():
     chroma[0, 1, 1] = float("nan")
     with pytest.raises(ValueError, match="non-finite colours"):
         merge_full_resolution(np.full((16, 16), 0.5, np.float32), chroma, (16, 16), 4, "lab")
+
+
+@pytest.mark.parametrize("architecture", ["context_unet", "resnet18_unet", "vgg16_regression"])
+def test_cpu_channels_last_colours_match_the_plain_layout(architecture, gradient_image):
+    torch.manual_seed(0)
+    c = Colorizer(architecture, device="cpu", weights_dir="/nonexistent", size=64)
+    assert any(p.dim() == 4 and p.is_contiguous(memory_format=torch.channels_last) and not p.is_contiguous()
+               for p in c.model.parameters())  # NHWC weights, the layout CPU convolutions run fastest in
+    fast = np.asarray(c.colorize(gradient_image), dtype=int)
+    c.model = c.model.to(memory_format=torch.contiguous_format)
+    plain_input = c.network_input
+    c.network_input = lambda gray, size=None: (lambda out: (out[0].contiguous(), out[1]))(plain_input(gray, size))
+    plain = np.asarray(c.colorize(gradient_image), dtype=int)
+    assert np.abs(fast - plain).max() <= 1  # float summation order only
