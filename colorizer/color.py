@@ -7,11 +7,14 @@ Formulas: IEC 61966-2-1 (sRGB transfer function), the sRGB -> XYZ matrix for a D
 CIE 15:2004 for CIELAB and CIELUV (the same constants scikit-image uses, so results agree with
 ``skimage.color.rgb2lab`` / ``rgb2luv`` with ``illuminant="D65", observer="2"``).
 
-The normalisation every model shares lives at the bottom of this file: ``normalize_l``,
-``normalize_chroma`` and ``denormalize_chroma``.
+The normalisation every model shares follows the conversions: ``normalize_l``, ``normalize_chroma`` and
+``denormalize_chroma``. Last, ``gray_ab_to_srgb8``: the full-resolution merge's Lab -> 8-bit sRGB step through
+lookup tables (not differentiable; fast on 50-megapixel photos).
 """
 
 from __future__ import annotations
+
+import functools
 
 import torch
 
@@ -236,3 +239,38 @@ def space_to_rgb(image: torch.Tensor, space: str, clip: bool = True) -> torch.Te
     if space == "luv":
         return luv_to_rgb(image, clip=clip)
     raise KeyError(f"unknown colour space {space!r}; expected one of {COLOR_SPACES}")
+
+
+# --- 8-bit output through lookup tables (the full-resolution merge) -------------------------------------------------
+
+LUT_SIZE = 65536  # 16-bit lookup tables: finer than any 8- or 16-bit input or output step
+
+
+@functools.lru_cache(maxsize=None)
+def _merge_tables() -> tuple[torch.Tensor, torch.Tensor, list]:
+    """Lookup tables of the Lab merge: 16-bit gray -> f(Y) (CIE's cube-root function of luminance), and 16-bit
+    linear light -> 8-bit sRGB; and the XYZ -> linear RGB rows as numbers. Tables turn the per-pixel powers into
+    gathers, the slow part at 50 megapixels."""
+    levels = torch.arange(LUT_SIZE, dtype=torch.float64) / (LUT_SIZE - 1)
+    f_of_y = (gray_to_lightness(levels) + 16) / 116  # f(Y) = (L* + 16) / 116, exact on both branches
+    to_srgb = (linear_to_srgb(levels) * 255).round().to(torch.uint8)
+    return f_of_y.float(), to_srgb, xyz_to_linear_rgb_matrix().tolist()
+
+
+def gray_ab_to_srgb8(gray: torch.Tensor, ab: torch.Tensor) -> torch.Tensor:
+    """Gray (H, W) in [0, 1] (its own L*) + ab (2, H, W) in Lab units -> uint8 sRGB (H, W, 3), clipped to the gamut.
+
+    The colorizer's full-resolution output step: not differentiable; CPU tensors; equal to ``lab_to_rgb`` of
+    (L*(gray), a, b) to within one 8-bit level."""
+    f_of_y, to_srgb, xyz_to_rgb = _merge_tables()
+    fy = f_of_y[(gray * (LUT_SIZE - 1)).round_().long()]
+    fx = fy + ab[0] / 500
+    fz = fy - ab[1] / 200
+    y = lab_f_inverse(fy)
+    x = lab_f_inverse(fx).mul_(WHITE_D65[0])
+    z = lab_f_inverse(fz).mul_(WHITE_D65[2])
+    out = torch.empty((*gray.shape, 3), dtype=torch.uint8)
+    for channel, (mx, my, mz) in enumerate(xyz_to_rgb):
+        linear = (x * mx).add_(y, alpha=my).add_(z, alpha=mz).clamp_(0, 1)
+        out[..., channel] = to_srgb[linear.mul_(LUT_SIZE - 1).round_().long()]
+    return out

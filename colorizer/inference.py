@@ -5,7 +5,6 @@ photo's full-resolution lightness, so a 4000x3000 scan comes back 4000x3000 and 
 from __future__ import annotations
 
 import contextlib
-import functools
 import logging
 import os
 from pathlib import Path
@@ -16,8 +15,7 @@ import torch.nn.functional as F
 from PIL import Image
 
 from colorizer import models
-from colorizer.color import (WHITE_D65, denormalize_chroma, gray_to_lightness, lab_f_inverse, linear_to_srgb,
-                             normalize_l, space_to_rgb, xyz_to_linear_rgb_matrix)
+from colorizer.color import denormalize_chroma, gray_to_lightness, gray_ab_to_srgb8, normalize_l, space_to_rgb
 from colorizer.device import select_device
 from colorizer.imageio import DEFAULT_MAX_PIXELS, GrayPhoto, ImageInput, load_photo
 from colorizer.weights import WEIGHTS_DIR, WeightsInfo, fingerprint, load_weights, model_name, shipped_weights
@@ -26,8 +24,6 @@ log = logging.getLogger(__name__)
 
 DEFAULT_MODEL = "balanced"  # the shipped model used when none is named
 MERGE_ROWS = 256  # rows per chunk of the full-resolution merge: bounds memory on 50-megapixel photos
-LUT_SIZE = 65536  # 16-bit lookup tables: finer than any 8- or 16-bit input or output step
-_XYZ_TO_RGB = xyz_to_linear_rgb_matrix().tolist()  # rows of the merge's per-channel sums
 
 
 def resolve_model(name: str | os.PathLike | None, weights_dir: str | os.PathLike = WEIGHTS_DIR,
@@ -67,32 +63,6 @@ def working_shape(height: int, width: int, size: int) -> tuple[int, int]:
     return max(1, round(height * scale)), max(1, round(width * scale))
 
 
-@functools.lru_cache(maxsize=None)
-def _merge_tables() -> tuple[torch.Tensor, torch.Tensor]:
-    """Lookup tables of the Lab merge: 16-bit gray -> f(Y) (CIE's cube-root function of luminance), and 16-bit
-    linear light -> 8-bit sRGB. Tables turn the per-pixel powers into gathers, the slow part at 50 megapixels."""
-    levels = torch.arange(LUT_SIZE, dtype=torch.float64) / (LUT_SIZE - 1)
-    f_of_y = (gray_to_lightness(levels) + 16) / 116  # f(Y) = (L* + 16) / 116, exact on both branches
-    to_srgb = (linear_to_srgb(levels) * 255).round().to(torch.uint8)
-    return f_of_y.float(), to_srgb
-
-
-def _lab_merge_rows(gray: torch.Tensor, ab: torch.Tensor) -> torch.Tensor:
-    """Gray (rows, W) in [0, 1] + ab (2, rows, W) in Lab units -> uint8 sRGB (rows, W, 3), clipped to the gamut."""
-    f_of_y, to_srgb = _merge_tables()
-    fy = f_of_y[(gray * (LUT_SIZE - 1)).round_().long()]
-    fx = fy + ab[0] / 500
-    fz = fy - ab[1] / 200
-    y = lab_f_inverse(fy)
-    x = lab_f_inverse(fx).mul_(WHITE_D65[0])
-    z = lab_f_inverse(fz).mul_(WHITE_D65[2])
-    out = torch.empty((*gray.shape, 3), dtype=torch.uint8)
-    for channel, (mx, my, mz) in enumerate(_XYZ_TO_RGB):
-        linear = (x * mx).add_(y, alpha=my).add_(z, alpha=mz).clamp_(0, 1)
-        out[..., channel] = to_srgb[linear.mul_(LUT_SIZE - 1).round_().long()]
-    return out
-
-
 def merge_full_resolution(gray: np.ndarray, chroma: torch.Tensor, network_shape: tuple[int, int], stride: int,
                           color_space: str, rows: int = MERGE_ROWS) -> np.ndarray:
     """Full-res gray (H, W) in [0, 1] + normalised chroma (2, hc, wc) of a network that saw ``network_shape``
@@ -114,7 +84,7 @@ def merge_full_resolution(gray: np.ndarray, chroma: torch.Tensor, network_shape:
         w = row_weight[start:stop].view(1, -1, 1)
         ab = widened[:, top[start:stop]] * (1 - w) + widened[:, bottom[start:stop]] * w  # (2, rows, W)
         if color_space == "lab":
-            out[start:stop] = _lab_merge_rows(gray_tensor[start:stop], ab).numpy()
+            out[start:stop] = gray_ab_to_srgb8(gray_tensor[start:stop], ab).numpy()
         else:
             lightness = gray_to_lightness(gray_tensor[start:stop])  # (rows, W)
             rgb = space_to_rgb(torch.cat((lightness[None], ab), dim=0), color_space)  # clipped into [0, 1]

@@ -112,3 +112,15 @@ def test_gray_to_lightness_matches_lab_of_gray():
     gray = torch.linspace(0, 1, 11, dtype=torch.float64)
     rgb = gray.view(1, 1, 11, 1).expand(1, 3, 11, 1)
     torch.testing.assert_close(color.gray_to_lightness(gray), color.rgb_to_lab(rgb)[0, 0, :, 0])
+
+
+def test_lookup_table_merge_matches_lab_to_rgb_within_one_level():
+    generator = torch.Generator().manual_seed(0)
+    gray = torch.rand(64, 80, generator=generator)
+    ab = (torch.rand(2, 64, 80, generator=generator) - 0.5) * 200  # well beyond the sRGB gamut: clipping counts too
+    merged = color.gray_ab_to_srgb8(gray, ab)
+    assert merged.shape == (64, 80, 3) and merged.dtype == torch.uint8
+    ours = merged.to(torch.int32)
+    lab = torch.cat((color.gray_to_lightness(gray.double())[None], ab.double()))
+    reference = (color.lab_to_rgb(lab) * 255).round().to(torch.int32).permute(1, 2, 0)
+    assert (ours - reference).abs().max() <= 1
