@@ -17,6 +17,8 @@ from pathlib import Path
 
 import torch
 
+# RESULTS.md keeps everything from this line on (targets, before/after notes) when the benchmarks rerun
+HAND_WRITTEN = "<!-- written by python -m bench above this line; by hand below (kept when it reruns) -->"
 SECTIONS = ("peers", "endtoend", "scaling", "training", "storage", "app", "gpu")
 
 
@@ -126,7 +128,10 @@ def main(argv: list[str] | None = None) -> int:
         parts.append("## GPU path\n\n" + ("skipped: no CUDA device" if rows is None else table(rows, [
             ("model", "model", ""), ("variant", "variant", ""), ("ms_256_batch8", "ms per batch of 8 @256", ".2f")])))
     parts.append(f"\nTotal benchmark time: {(time.time() - started) / 60:.1f} minutes.\n")
-    (out / "RESULTS.md").write_text("\n\n".join(parts))
+    path = out / "RESULTS.md"
+    previous = path.read_text() if path.exists() else ""
+    kept = previous[previous.index(HAND_WRITTEN):] if HAND_WRITTEN in previous else ""
+    path.write_text("\n\n".join(parts) + ("\n" + kept if kept else ""))
     print(f"wrote {out / 'RESULTS.md'}")
     return 0
 
