@@ -22,19 +22,6 @@ import torch
 PHOTO_SIZES = ((256, 256), (577, 432), (1154, 865))  # the network's own size; 0.25 MP; 1 MP (4:3)
 
 
-def _gray_jpeg(width: int, height: int) -> bytes:
-    import numpy as np
-    from PIL import Image
-    from skimage import data
-
-    gray = Image.fromarray(data.astronaut()).convert("L").resize((width, height), Image.Resampling.BILINEAR)
-    grain = np.random.default_rng(0).integers(-6, 7, (height, width), dtype=np.int16)
-    gray = Image.fromarray(np.clip(np.asarray(gray, dtype=np.int16) + grain, 0, 255).astype(np.uint8))
-    buffer = io.BytesIO()
-    gray.save(buffer, "JPEG", quality=92)
-    return buffer.getvalue()
-
-
 def _seconds(function) -> float:
     start = time.perf_counter()
     function()
@@ -49,6 +36,7 @@ def end_to_end_table(specs: list[str | None], repeats: int = 7,
     from colorizer import Colorizer
     from colorizer.imageio import load_photo
     from bench.peers import ECCV16
+    from bench.scaling import gray_jpeg
 
     # ECCV16 in the layout that runs fastest on CPU, as Colorizer runs ours (NHWC: 4% faster for it here)
     eccv16 = ECCV16().eval().to(memory_format=torch.channels_last)
@@ -57,7 +45,7 @@ def end_to_end_table(specs: list[str | None], repeats: int = 7,
     for spec in specs:
         colorizer = Colorizer.from_spec(spec, device="cpu") if spec else Colorizer(device="cpu")
         for width, height in sizes:
-            encoded = _gray_jpeg(width, height)
+            encoded = gray_jpeg(width, height)
             lightness, _ = colorizer.network_input(load_photo(encoded).gray)
 
             def whole_path():

@@ -17,13 +17,17 @@ SIZES_MP = (0.25, 1, 4, 12, 24, 50)
 
 
 def make_photo(megapixels: float) -> bytes:
-    """A 4:3 JPEG of the given size: scikit-image's astronaut (gray) resized, with fine grain so it is photo-like."""
+    """A 4:3 JPEG of the given size (``gray_jpeg``)."""
+    width = int((megapixels * 1e6 * 4 / 3) ** 0.5)
+    return gray_jpeg(width, int(width * 3 / 4))
+
+
+def gray_jpeg(width: int, height: int) -> bytes:
+    """A gray JPEG: scikit-image's astronaut resized, with fine grain so it is photo-like."""
     import numpy as np
     from PIL import Image
     from skimage import data
 
-    width = int((megapixels * 1e6 * 4 / 3) ** 0.5)
-    height = int(width * 3 / 4)
     gray = Image.fromarray(data.astronaut()).convert("L").resize((width, height), Image.Resampling.BILINEAR)
     grain = np.random.default_rng(0).integers(-6, 7, (height, width), dtype=np.int16)
     gray = Image.fromarray(np.clip(np.asarray(gray, dtype=np.int16) + grain, 0, 255).astype(np.uint8))
