@@ -13,11 +13,11 @@ import secrets
 from datetime import datetime, timedelta, timezone
 from typing import Optional
 
-from sqlalchemy import func, select, update
+from sqlalchemy import bindparam, func, select, update
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session, aliased
+from sqlalchemy.orm import Session
 
 from study.schema import Participant, Response, SourcePhoto, Stimulus, Study, Trial, utcnow
 
@@ -197,10 +197,34 @@ class PendingTrial:
     image_ids: tuple[str, ...]
 
 
+# The answer path's statements, built once over the tables with bound parameters. Building a statement and the
+# ORM's execution layer cost several times what SQLite itself does per answer (bench/RESULTS.md).
+_participants, _trials, _stimuli, _responses = (m.__table__ for m in (Participant, Trial, Stimulus, Response))
+_other = _stimuli.alias("other_stimulus")
+_PARTICIPANT_BY_TOKEN = (select(_participants.c.id, _participants.c.study_id, _participants.c.token,
+                                _participants.c.status, _participants.c.completion_code,
+                                _participants.c.external_id_hash)
+                         .where(_participants.c.token == bindparam("token")))
+_TOUCH = (update(_participants).where(_participants.c.id == bindparam("participant_id"))
+          .values(last_seen_at=bindparam("now")))
+_TOUCH_AND_REACTIVATE = _TOUCH.values(status="active")
+_NEXT_TRIAL = (select(_trials.c.id, _trials.c.position, _trials.c.kind, _stimuli.c.public_id, _other.c.public_id)
+               .select_from(_trials.join(_stimuli, _stimuli.c.id == _trials.c.stimulus_id)
+                            .outerjoin(_other, _other.c.id == _trials.c.other_stimulus_id)
+                            .outerjoin(_responses, _responses.c.trial_id == _trials.c.id))
+               .where(_trials.c.participant_id == bindparam("participant_id"), _responses.c.id.is_(None))
+               .order_by(_trials.c.position).limit(1))
+_TRIAL_TO_SCORE = (select(_trials.c.participant_id, _trials.c.kind, _trials.c.real_side, _stimuli.c.is_real)
+                   .select_from(_trials.join(_stimuli, _stimuli.c.id == _trials.c.stimulus_id))
+                   .where(_trials.c.id == bindparam("trial_id")))
+# INSERT .. ON CONFLICT DO NOTHING: a concurrent duplicate is a no-op, not an error that spoils the session
+_INSERT_ONCE = {"sqlite": sqlite_insert(_responses).on_conflict_do_nothing(index_elements=["trial_id"]),
+                "postgresql": postgresql_insert(_responses).on_conflict_do_nothing(index_elements=["trial_id"])}
+_STORED_CORRECT = select(_responses.c.correct).where(_responses.c.trial_id == bindparam("trial_id"))
+
+
 def participant_by_token(session: Session, token: str | None) -> ParticipantRow:
-    row = session.execute(select(Participant.id, Participant.study_id, Participant.token, Participant.status,
-                                 Participant.completion_code, Participant.external_id_hash)
-                          .where(Participant.token == token)).first() if token else None
+    row = session.execute(_PARTICIPANT_BY_TOKEN, {"token": token}).first() if token else None
     if row is None:
         raise StudyError("Your session was not found. Please start the study again.")
     return ParticipantRow(*row)
@@ -208,24 +232,13 @@ def participant_by_token(session: Session, token: str | None) -> ParticipantRow:
 
 def touch(session: Session, participant: ParticipantRow) -> None:
     """Marks the participant as seen now (and active again if they had been marked abandoned)."""
-    values = {"last_seen_at": utcnow()}
-    if participant.status == "abandoned":
-        values["status"] = "active"
-    session.execute(update(Participant).where(Participant.id == participant.id).values(**values))
-
-
-_other = aliased(Stimulus)
+    statement = _TOUCH_AND_REACTIVATE if participant.status == "abandoned" else _TOUCH
+    session.execute(statement, {"participant_id": participant.id, "now": utcnow()})
 
 
 def next_trial(session: Session, participant_id: int) -> PendingTrial | None:
     """The first trial without a response (None when all are answered) and its images' public ids."""
-    row = session.execute(
-        select(Trial.id, Trial.position, Trial.kind, Stimulus.public_id, _other.public_id)
-        .join(Stimulus, Stimulus.id == Trial.stimulus_id)
-        .outerjoin(_other, _other.id == Trial.other_stimulus_id)
-        .outerjoin(Response, Response.trial_id == Trial.id)
-        .where(Trial.participant_id == participant_id, Response.id.is_(None))
-        .order_by(Trial.position).limit(1)).first()
+    row = session.execute(_NEXT_TRIAL, {"participant_id": participant_id}).first()
     if row is None:
         return None
     return PendingTrial(row[0], row[1], row[2], tuple(i for i in row[3:] if i is not None))
@@ -261,8 +274,7 @@ class Answer:
 def record_response(session: Session, participant: ParticipantRow, trial_id: int, answer: str,
                     response_ms: float | None, measured_display_ms: float | None, study: Study) -> Answer:
     """Stores the answer to ``trial_id`` once; a second answer to the same trial leaves the first in place."""
-    trial = session.execute(select(Trial.participant_id, Trial.kind, Trial.real_side, Stimulus.is_real)
-                            .join(Stimulus, Stimulus.id == Trial.stimulus_id).where(Trial.id == trial_id)).first()
+    trial = session.execute(_TRIAL_TO_SCORE, {"trial_id": trial_id}).first()
     if trial is None or trial[0] != participant.id:
         raise StudyError("That trial does not belong to this session.")
     _, kind, real_side, is_real = trial
@@ -271,18 +283,15 @@ def record_response(session: Session, participant: ParticipantRow, trial_id: int
                   response_ms=_clean_ms(response_ms), intended_display_ms=study.display_ms,
                   measured_display_ms=_clean_ms(measured_display_ms), created_at=utcnow())
     dialect = session.get_bind().dialect.name
-    if dialect in ("sqlite", "postgresql"):
-        # INSERT .. ON CONFLICT DO NOTHING: a concurrent duplicate is a no-op, not an error that spoils the session
-        insert = sqlite_insert if dialect == "sqlite" else postgresql_insert
-        created = session.execute(insert(Response).values(**values)
-                                  .on_conflict_do_nothing(index_elements=["trial_id"])).rowcount == 1
+    if dialect in _INSERT_ONCE:
+        created = session.execute(_INSERT_ONCE[dialect], values).rowcount == 1
     else:
         exists = session.scalar(select(Response.id).where(Response.trial_id == trial_id))
         if exists is None:
             session.execute(Response.__table__.insert().values(**values))  # the unique key still guards a race
         created = exists is None
     if not created:
-        stored = session.scalar(select(Response.correct).where(Response.trial_id == trial_id))
+        stored = session.scalar(_STORED_CORRECT, {"trial_id": trial_id})
         return Answer(False, bool(stored), kind, is_real, real_side)
     touch(session, participant)
     return Answer(True, correct, kind, is_real, real_side)

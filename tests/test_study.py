@@ -111,6 +111,16 @@ def test_abandoned_session_reopens_its_list(single_study):
         lists = [p.list_index for p in session.scalars(select(Participant).order_by(Participant.id))]
     assert lists[1:].count(abandoned_list) == 1 and len(set(lists[1:])) == 3
     assert fourth.trial is not None
+    # the abandoned participant comes back: active again, seen now, and their answer is stored
+    back = service.resume(first.token)
+    with factory() as session:
+        row = session.execute(select(Participant.status, Participant.last_seen_at)
+                              .where(Participant.token == first.token)).one()
+    assert row.status == "active" and row.last_seen_at.year > 2000
+    service.answer(first.token, back.trial.trial_id, "real", 900.0)
+    with factory() as session:
+        assert session.scalar(select(func.count()).select_from(Response).join(Trial)
+                              .join(Participant).where(Participant.token == first.token)) == 1
 
 
 def test_stimulus_parity(single_study):
