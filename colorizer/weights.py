@@ -113,9 +113,9 @@ def read_info(path: str | os.PathLike) -> WeightsInfo:
     if path.name.endswith(PRESET_SUFFIX):
         preset = _read_preset(path)
         info = read_info(preset["weights_path"])
-        for field in DECODING_FIELDS:
-            if field in preset:
-                info.config[field] = float(preset[field])
+        for name in DECODING_FIELDS:
+            if name in preset:
+                info.config[name] = float(preset[name])
         if "prior_shift" in preset:
             info.config["prior_shift"] = [float(value) for value in preset["prior_shift"]]
         info.description = preset.get("description", info.description)

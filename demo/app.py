@@ -18,7 +18,7 @@ from demo.colorize_tab import build_colorize_tab
 from demo.examples import write_examples
 from demo.models import ModelPool
 from demo.results_tab import EXPORT_MAX_AGE_S, ResultsAccess, build_results_tab
-from demo.study_tab import LOAD_TOKEN_JS, TRIAL_CSS, build_study_tab, external_id_from, is_study_link
+from demo.study_tab import LOAD_TOKEN_JS, TRIAL_CSS, build_study_tab, is_study_link
 from study.db import make_engine, make_session_factory
 from study.defaults import DefaultStudyBuild, default_design, default_study_name, ensure_default_study
 from study.service import StudyService

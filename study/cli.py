@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
-from pathlib import Path
 
 log = logging.getLogger("study")
 
@@ -65,9 +64,7 @@ def build_parser() -> argparse.ArgumentParser:
 def _run_build(args, factory) -> int:
     from colorizer import Colorizer
     from colorizer.weights import shipped_weights
-    from study.stimuli import StudyDesign, build_study, folder_photos, skimage_photos
-
-    from study.stimuli import condition_names, default_photos
+    from study.stimuli import StudyDesign, build_study, condition_names, default_photos, folder_photos
 
     names = [n.strip() for n in args.models.split(",") if n.strip()] if args.models else list(shipped_weights())
     if not names:
@@ -112,13 +109,22 @@ def _run_report(args, engine) -> int:
     return 0
 
 
+def _has_a_study(factory) -> bool:
+    from sqlalchemy import select
+
+    from study.schema import Study
+
+    with factory() as session:
+        return session.scalar(select(Study.id).limit(1)) is not None
+
+
 def _run_simulate(args, engine, factory) -> int:
     from study.defaults import ensure_default_study
     from study.simulate import Variation, parse_accept, power_analysis, simulate
 
     accept = parse_accept(args.accept)
     variation = Variation(args.participant_sd, args.photo_sd, args.seed)
-    if args.study is None:  # a fresh database: build the default study first (shipped photos and models)
+    if args.study is None and not _has_a_study(factory):  # a fresh database: build the default study first
         from colorizer import Colorizer
         from colorizer.weights import read_info, shipped_weights
 

@@ -275,7 +275,7 @@ def test_browser_participant_completes_the_study(running_app):
         page.click("#consent-box input")
         page.click("#start-study")
         seen: set = set()
-        feedback_checked = False
+        feedback_checked, last = False, None
         for _ in range(80):
             state = _wait_for_next_screen(page, seen)
             if state == "done":

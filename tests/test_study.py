@@ -20,7 +20,7 @@ from study import analysis
 from study.db import make_engine, make_session_factory
 from study.protocol import StudyError
 from study.report import write_report
-from study.schema import Participant, Response, SourcePhoto, Stimulus, Trial
+from study.schema import Participant, Response, SourcePhoto, Stimulus, Study, Trial
 from study.service import StudyService
 from study.simulate import parse_accept, simulate
 from study.stimuli import StudyDesign, build_study, skimage_photos
@@ -141,7 +141,6 @@ def test_stimulus_parity(single_study):
             assert all(not im.info.get("exif") and not im.text for im in images)  # no metadata chunks
             assert {tuple(sorted(k for k in im.info if k not in ("dpi",))) for im in images} == {()}
             for stimulus in group:  # content hash registered
-                import hashlib
                 assert hashlib.sha256(stimulus.content).hexdigest() == stimulus.sha256
             # same crop: every version has the real photo's lightness (sentinels rotate hue only)
             from colorizer.imageio import split_photo
@@ -280,10 +279,14 @@ def test_study_cli_build_simulate_report(tmp_path, tiny_weights):
     built = run("build", "--images", images, "--models", models, "--name", "cli", "--size", "64")
     assert built.returncode == 0, built.stderr
     assert "run-a/last" in built.stdout and "run-b/last" in built.stdout
-    simulated = run("simulate", "--participants", "6", "--accept", "run-a/last=0.4,run-b/last=0.5,real=0.9",
-                    "--study", "cli")
+    # no --study: the database's one study, not a default study built beside it (minutes, every shipped model)
+    simulated = run("simulate", "--participants", "6", "--accept", "run-a/last=0.4,run-b/last=0.5,real=0.9")
     assert simulated.returncode == 0, simulated.stderr
     assert "simulated 6 participants" in simulated.stdout
+    with make_session_factory(make_engine(db))() as session:
+        assert session.scalars(select(Study.name)).all() == ["cli"]
+        assert session.scalar(select(func.count()).select_from(Participant).join(Study)
+                              .where(Study.name == "cli")) == 6
     reported = run("report", "--out", tmp_path / "out", "--study", "cli", "--bootstrap", "10")
     assert reported.returncode == 0 and (tmp_path / "out" / "report.html").exists()
     # the report names the weights behind each condition by hash: a shipped name can later hold other weights
