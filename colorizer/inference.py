@@ -121,7 +121,7 @@ class Colorizer:
                  flip_average: bool = False):
         self.device = select_device(device)
         self.model, self.info, self.name, self.weights_path = resolve_model(model, weights_dir, self.device)
-        if self.device.type == "cpu":  # CPU convolutions run 15-20% faster on NHWC here (bench.end_to_end)
+        if self.device.type == "cpu":  # NHWC: every shipped model 8-24% faster on this CPU (bench/RESULTS.md)
             self.model = self.model.to(memory_format=torch.channels_last)
         # hashed on load, not when first asked: a study must record the bytes that colorized, not a later file
         self.weights_sha256 = fingerprint(self.weights_path) if self.weights_path else None
