@@ -347,7 +347,8 @@ def _floats(text: str) -> list[float]:
 
 
 def _run_tune(args) -> int:
-    from colorizer.tuning import DECODING, DEFAULT_TEMPERATURES, choose_decoding, decoding_sweep, frontier, plot_frontier
+    from colorizer.tuning import (DECODING, DEFAULT_TEMPERATURES, choose_decoding, decoding_sweep, frontier,
+                                  plot_frontier, psnr_at_colourfulness)
 
     temperatures = _floats(args.temperatures) if args.temperatures else list(DEFAULT_TEMPERATURES)
     colorizer = _make_colorizer(args, flip_average=args.flip_average)
@@ -370,6 +371,9 @@ def _run_tune(args) -> int:
     else:
         print(f"no decoding reaches colourfulness {args.min_cf:g}; the most colourful: {choice.label()} "
               f"({choice.cf_ratio:.3f}, PSNR {choice.psnr_vs_gray:+.3f} dB against gray)")
+    reachable = ", ".join(f"{level:g}: " + (f"{psnr:+.3f} dB" if psnr is not None else "not swept")
+                          for level, psnr in psnr_at_colourfulness(overall).items())
+    print(f"PSNR against gray at equal colourfulness (the decodings' Pareto frontier, interpolated): {reachable}")
     if args.out:
         sweep.to_csv(args.out, index=False, float_format="%.4f")
         print(f"per-photo metrics: {args.out}")

@@ -13,6 +13,7 @@ import itertools
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 from tqdm import tqdm
 
@@ -63,6 +64,24 @@ def frontier(sweep: pd.DataFrame, by_source: bool = False) -> pd.DataFrame:
         "psnr_vs_gray": grouped["psnr"].mean() - grouped["gray_psnr"].mean(),
         "cf_ratio": grouped["colorfulness"].mean() / grouped["cf_truth"].mean(),
     })
+
+
+EQUAL_CF_LEVELS = (0.85, 0.9, 0.95)  # colourfulness / truth at which two networks' sweeps are compared
+
+
+def psnr_at_colourfulness(table: pd.DataFrame, levels=EQUAL_CF_LEVELS) -> dict[float, float | None]:
+    """PSNR against gray reachable at each colourfulness level: the Pareto frontier of the decodings (no other is
+    both more colourful and higher in PSNR), linearly interpolated; None outside the colourfulness swept. Two
+    networks, or two decoding families, compare on this, since each decoding only trades one axis for the other.
+    ``table``: ``frontier(sweep)``."""
+    points = table.sort_values("cf_ratio", ascending=False)
+    best, pareto = float("-inf"), []
+    for cf, psnr in zip(points["cf_ratio"], points["psnr_vs_gray"]):
+        if psnr > best:  # beats every more colourful decoding
+            pareto.append((cf, psnr))
+            best = psnr
+    cfs, psnrs = [c for c, _ in reversed(pareto)], [v for _, v in reversed(pareto)]
+    return {level: float(np.interp(level, cfs, psnrs)) if cfs[0] <= level <= cfs[-1] else None for level in levels}
 
 
 @dataclass(frozen=True)

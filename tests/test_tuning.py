@@ -9,7 +9,7 @@ from colorizer.data import held_out_photos, named_held_out, named_photos, split_
 from colorizer.evaluate import evaluate_folder
 import torch
 
-from colorizer.tuning import DECODING, choose_decoding, decoding_sweep, frontier
+from colorizer.tuning import DECODING, choose_decoding, decoding_sweep, frontier, psnr_at_colourfulness
 
 
 @pytest.fixture
@@ -67,6 +67,18 @@ def test_rule_takes_the_best_psnr_among_colourful_enough_decodings():
     corrected = choose_decoding(_table([(0.5, 0.25, 1.3, -0.1, 0.95), (0.45, 0, 1.6, 0.5, 0.1, 0.91)]))
     assert corrected.decoding["prior_correction"] == 0.5
     assert corrected.label() == "T=0.45, chroma gain 1.6, prior correction 0.5"
+
+
+def test_psnr_at_equal_colourfulness_follows_the_pareto_frontier():
+    # (0.5, 0, 1) is dominated by (0.5, 0.25, 1.3): more colourful and higher PSNR, so it is not on the frontier
+    table = _table([(0.2, 0, 1, -0.4, 0.96), (0.3, 0, 1, -0.1, 0.91), (0.5, 0, 1, -0.05, 0.85),
+                    (0.7, 0, 1, 0.3, 0.78), (0.5, 0.25, 1.3, 0.0, 0.90)])
+    at = psnr_at_colourfulness(table, levels=(0.8, 0.9, 0.935, 0.96, 0.97, 0.7))
+    assert at[0.9] == pytest.approx(0.0)  # on a point
+    assert at[0.935] == pytest.approx(-0.25)  # halfway between (0.91, -0.1) and (0.96, -0.4)
+    assert at[0.8] == pytest.approx(0.3 + (0.0 - 0.3) * (0.8 - 0.78) / (0.90 - 0.78))  # skips the dominated point
+    assert at[0.96] == pytest.approx(-0.4)
+    assert at[0.97] is None and at[0.7] is None  # outside the colourfulness swept
 
 
 def test_frontier_averages_psnr_and_ratios_colourfulness_of_means():
