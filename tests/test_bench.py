@@ -14,3 +14,15 @@ def test_end_to_end_rows_for_each_size_with_consistent_estimate():
         assert row["eccv16_total_ms"] == pytest.approx(row["total_ms"] - row["forward_ms"] + row["eccv16_forward_ms"])
         assert row["speedup_end_to_end"] == pytest.approx(row["eccv16_total_ms"] / row["total_ms"])
         assert row["forward_ms"] > 0 and row["eccv16_forward_ms"] > 0
+
+
+def test_rerunning_the_benchmarks_keeps_the_hand_written_part(tmp_path):
+    from bench.__main__ import HAND_WRITTEN, main
+
+    results = tmp_path / "RESULTS.md"
+    results.write_text(f"# Benchmark results\n\nold generated table\n\n{HAND_WRITTEN}\n\n## Targets\n\nwritten by hand\n")
+    assert main(["--sections", "gpu", "--out", str(tmp_path)]) == 0
+    text = results.read_text()
+    assert "old generated table" not in text and "## GPU path" in text
+    assert text.endswith(f"{HAND_WRITTEN}\n\n## Targets\n\nwritten by hand\n")
+    assert text.index("## GPU path") < text.index(HAND_WRITTEN)
