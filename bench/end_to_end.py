@@ -15,17 +15,10 @@ from __future__ import annotations
 import io
 import statistics
 import sys
-import time
 
 import torch
 
 PHOTO_SIZES = ((256, 256), (577, 432), (1154, 865))  # the network's own size; 0.25 MP; 1 MP (4:3)
-
-
-def _seconds(function) -> float:
-    start = time.perf_counter()
-    function()
-    return time.perf_counter() - start
 
 
 def end_to_end_table(specs: list[str | None], repeats: int = 7,
@@ -37,6 +30,7 @@ def end_to_end_table(specs: list[str | None], repeats: int = 7,
     from colorizer.imageio import load_photo
     from bench.peers import ECCV16
     from bench.scaling import gray_jpeg
+    from bench.speed import _timed
 
     # ECCV16 in the layout that runs fastest on CPU, as Colorizer runs ours (NHWC: 4% faster for it here)
     eccv16 = ECCV16().eval().to(memory_format=torch.channels_last)
@@ -63,9 +57,9 @@ def end_to_end_table(specs: list[str | None], repeats: int = 7,
                     warm_up()
                 totals, forwards, eccv16_forwards = [], [], []
                 for _ in range(repeats):
-                    totals.append(_seconds(whole_path))
-                    forwards.append(_seconds(ours))
-                    eccv16_forwards.append(_seconds(theirs))
+                    totals.append(_timed(whole_path))
+                    forwards.append(_timed(ours))
+                    eccv16_forwards.append(_timed(theirs))
             total, forward, eccv16_forward = (statistics.median(t) * 1000 for t in (totals, forwards, eccv16_forwards))
             eccv16_total = total - forward + eccv16_forward
             rows.append({"model": colorizer.label, "photo": f"{width}x{height}",

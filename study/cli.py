@@ -110,12 +110,14 @@ def _run_report(args, engine) -> int:
 
 
 def _has_a_study(factory) -> bool:
-    from sqlalchemy import select
-
-    from study.schema import Study
+    from study.protocol import StudyError, find_study
 
     with factory() as session:
-        return session.scalar(select(Study.id).limit(1)) is not None
+        try:
+            find_study(session, None)
+        except StudyError:
+            return False
+    return True
 
 
 def _run_simulate(args, engine, factory) -> int:
