@@ -44,7 +44,7 @@ PROJECT_RUNS = {
     # width 40, not 48: 48's network alone is only 5.1x faster than ECCV16's at 256 px (111 vs 571 ms), leaving no
     # room for the decoding and merging both pay; 40 is 7.2x (79 ms), 32 (shipped) 9.5x. The shipped width-32
     # network's budget (131,040 crops), so the two differ in width and schedule only, and the run fits one session
-    # (45-85 min on a quiet machine): a 260,000-crop run was lost at 60% when a session's machine did not keep ~/runs.
+    # (44 min on a quiet 2-core EPYC): a 260,000-crop run was lost at 60% when a session's machine did not keep ~/runs.
     "context-unet-w40": ["--model", "context_unet", "--model-config", '{"width": 40}', "--lr", "1e-3",
                          "--schedule", "cosine", "--budget-images", "131040", "--steps-per-epoch", "80"],
     # Its control: the shipped width from scratch on the same schedule and budget, so that what width 40 changes is
@@ -52,7 +52,7 @@ PROJECT_RUNS = {
     "context-unet-w32-cosine": ["--model", "context_unet", "--model-config", '{"width": 32}', "--lr", "1e-3",
                                 "--schedule", "cosine", "--budget-images", "131040", "--steps-per-epoch", "80"],
     # Measured (twelfth session): at the same cosine schedule width 40 is ~0.3 dB ahead of width 32 at equal
-    # colourfulness, and the shipped width 32 (plateau schedule) ~0.27 dB ahead of its cosine twin. So: width 40 on the
+    # colourfulness, and the shipped width 32 (plateau schedule) ~0.26 dB ahead of its cosine twin. So: width 40 on the
     # shipped network's own recipe (plateau halving, default steps per epoch, 131,040 crops).
     "context-unet-w40-plateau": ["--model", "context_unet", "--model-config", '{"width": 40}', "--lr", "1e-3",
                                  "--schedule", "plateau", "--budget-images", "131040"],
