@@ -51,9 +51,9 @@ PROJECT_RUNS = {
     # told apart from what the schedule changes (the shipped network halved its rate on validation plateaus).
     "context-unet-w32-cosine": ["--model", "context_unet", "--model-config", '{"width": 32}', "--lr", "1e-3",
                                 "--schedule", "cosine", "--budget-images", "131040", "--steps-per-epoch", "80"],
-    # Measured (twelfth session): at the same cosine schedule width 40 is ~0.3 dB ahead of width 32 at equal
-    # colourfulness, and the shipped width 32 (plateau schedule) ~0.26 dB ahead of its cosine twin. So: width 40 on the
-    # shipped network's own recipe (plateau halving, default steps per epoch, 131,040 crops).
+    # Width 40 on the shipped network's own recipe (plateau halving, default steps per epoch, 131,040 crops). Measured
+    # in the twelfth session on final weights: neither width-40 run beats width 32 on the cosine schedule, whose final
+    # weights are ~0.1 dB ahead of the shipped network (docs/default_model.md).
     "context-unet-w40-plateau": ["--model", "context_unet", "--model-config", '{"width": 40}', "--lr", "1e-3",
                                  "--schedule", "plateau", "--budget-images", "131040"],
 }
