@@ -215,7 +215,9 @@ class Trainer:
         if config.val:
             train_paths, val_paths = paths, list_images(config.val)
         else:
-            train_paths, val_paths = split_holdout(paths, config.val_fraction, config.seed)
+            # the split every tool holds out (seed 0), whatever the training seed: another seed must not train on
+            # the photos `evaluate`, `tune` and `compare --holdout` validate on
+            train_paths, val_paths = split_holdout(paths, config.val_fraction)
         self.train_cache = build_cache(train_paths, config.cache_side, cache_dir, progress=config.progress)
         self.val_cache = build_cache(val_paths, config.size, cache_dir, skip_grayscale=True, progress=config.progress)
         (self.out / "split.json").write_text(json.dumps({"train": self.train_cache.paths,

@@ -175,3 +175,19 @@ def test_near_grayscale_photos_are_detected():
     gray = np.repeat(np.random.default_rng(0).integers(0, 255, (20, 20, 1)), 3, axis=2).astype(np.uint8)
     assert is_near_grayscale(gray)
     assert not is_near_grayscale(synthetic_cache(1).photos[0])
+
+
+def test_another_training_seed_holds_out_the_photos_the_tools_validate_on(tmp_path):
+    from PIL import Image
+
+    from colorizer.data import held_out_photos
+
+    rng = np.random.default_rng(0)
+    for i in range(12):
+        Image.fromarray(rng.integers(0, 255, (40, 48, 3), dtype=np.uint8)).save(tmp_path / f"photo{i:02d}.png")
+    config = TrainConfig(model_config={"width": 8}, data=str(tmp_path), out=str(tmp_path / "run"), size=32,
+                         val_fraction=0.25, seed=3, progress=False)
+    trainer = Trainer(config)
+    held = [str(path) for path in held_out_photos(tmp_path, fraction=0.25)]
+    assert sorted(trainer.val_cache.paths) == sorted(held)
+    assert not set(trainer.train_cache.paths) & set(held)
