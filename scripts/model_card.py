@@ -43,6 +43,14 @@ def _decoding(config: dict) -> str:
     return words
 
 
+def _loss(training: dict, model) -> str:
+    """The loss in words: the bins only for a classification head (a regression model has none)."""
+    if getattr(model, "bins", None) is None:
+        return f"`{training.get('loss')}` (regression on the chroma channels)"
+    return (f"`{training.get('loss')}` (rebalanced cross-entropy over {len(model.bins.centers)} in-gamut ab bins, "
+            f"Zhang et al. 2016)")
+
+
 def _readable(config: dict) -> dict:
     """The config without its long per-bin list (the prior shift lives in the preset, one value per bin)."""
     shift = config.get("prior_shift")
@@ -73,7 +81,7 @@ def main() -> None:
 | architecture | `{info.architecture}` (config: `{json.dumps(_readable(info.config))}`) |
 | weights | `{weights_file.name}`, fp16 safetensors, {weights_file.stat().st_size / 1e6:.1f} MB |
 | decoding | {_decoding(info.config)} |
-| loss | `{training.get('loss')}` (rebalanced cross-entropy over {len(colorizer.model.bins.centers) if colorizer.model.bins is not None else 0} in-gamut ab bins, Zhang et al. 2016) |
+| loss | {_loss(training, colorizer.model)} |
 | training data | {training.get('train_photos')} photos of `{training.get('data')}`, random crops {training.get('crop')} px (scale-jittered), batch {training.get('batch')} |
 | training | {training.get('epochs')} epochs, {training.get('images_seen')} crops, {training.get('minutes')} min wall time on 2 CPU cores (shared with development work) |
 {_fine_tune_row(training)}| working size | {info.working_size} px on the short side (network input); output at the photo's full resolution |
