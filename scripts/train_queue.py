@@ -59,6 +59,11 @@ PROJECT_RUNS = {
 }
 # The width-32 cosine recipe again with another seed: how far two runs of one recipe land apart, before either ships.
 PROJECT_RUNS["context-unet-w32-cosine-seed1"] = [*PROJECT_RUNS["context-unet-w32-cosine"], "--seed", "1"]
+# Twice the budget from scratch, the rate decaying to zero over all of it (~60 min quiet): whether more hours pay on
+# this schedule, where they did not at a flat rate or as a fine-tune.
+PROJECT_RUNS["context-unet-w32-cosine-2x"] = ["--model", "context_unet", "--model-config", '{"width": 32}',
+                                             "--lr", "1e-3", "--schedule", "cosine", "--budget-images", "262080",
+                                             "--steps-per-epoch", "80"]
 
 
 def train_command(name: str, data: str, out: Path, cache: Path, extra: list[str]) -> list[str]:
