@@ -2,8 +2,9 @@
 each to its budget in crops seen.
 
 Run it in the background and re-run the same command after any interruption: finished recipes (``done.json``) and
-shipped ones (``weights/<recipe>.safetensors``) are skipped and an unfinished one resumes from its ``last.pt`` exactly. Each recipe runs in its own process, so code
-changes made while an earlier recipe trains are picked up by the later ones.
+shipped ones (``weights/<recipe>.safetensors``) are skipped, as is a run whose starting file is missing, and an
+unfinished one resumes from its ``last.pt`` exactly. Each recipe runs in its own process, so code changes made
+while an earlier recipe trains are picked up by the later ones.
 
     nohup nice -n 10 python scripts/train_queue.py --data ../shared/data/train --runs ~/runs/recipes \\
         > ~/runs/recipes/queue.log 2>&1 &
@@ -65,6 +66,22 @@ PROJECT_RUNS["context-unet-w32-cosine-2x"] = ["--model", "context_unet", "--mode
                                              "--lr", "1e-3", "--schedule", "cosine", "--budget-images", "262080",
                                              "--steps-per-epoch", "80"]
 
+# Files a project run starts from: without them it would silently train something else from scratch, so it is skipped
+# with a message instead. organic-cgan-more continues organic-cgan's run: copy that run's last.pt into its folder.
+PREREQUISITES = {
+    "organic-cgan-more": "{runs}/organic-cgan-more/last.pt",
+    "organic-resnet18-smooth": "{runs}/organic-resnet18/best.safetensors",
+}
+
+
+def missing_prerequisite(name: str, runs: Path) -> Path | None:
+    """The file ``name`` starts from when it is not there yet (None when present or not needed)."""
+    needed = PREREQUISITES.get(name)
+    if needed is None:
+        return None
+    path = Path(needed.replace("{runs}", str(runs)))
+    return None if path.exists() else path
+
 
 def train_command(name: str, data: str, out: Path, cache: Path, extra: list[str]) -> list[str]:
     what = [flag.replace("{runs}", str(out.parent)) for flag in PROJECT_RUNS[name]] if name in PROJECT_RUNS \
@@ -93,6 +110,11 @@ def main() -> int:
             continue
         if (ROOT / "weights" / f"{name}.safetensors").exists() and not args.retrain_shipped:
             print(f"{time.strftime('%F %T')} {name}: shipped in weights/, skipped", flush=True)
+            continue
+        missing = missing_prerequisite(name, runs)
+        if missing is not None and not (out / "last.pt").exists():
+            print(f"{time.strftime('%F %T')} {name}: skipped, it starts from {missing}, which is not there",
+                  flush=True)
             continue
         out.mkdir(parents=True, exist_ok=True)
         command = train_command(name, args.data, out, runs / "cache", args.extra.split())
