@@ -60,6 +60,7 @@ PROJECT_RUNS = {
 }
 # The width-32 cosine recipe again with another seed: how far two runs of one recipe land apart, before either ships.
 PROJECT_RUNS["context-unet-w32-cosine-seed1"] = [*PROJECT_RUNS["context-unet-w32-cosine"], "--seed", "1"]
+PROJECT_RUNS["context-unet-w32-cosine-seed2"] = [*PROJECT_RUNS["context-unet-w32-cosine"], "--seed", "2"]
 # Twice the budget from scratch, the rate decaying to zero over all of it (~60 min quiet): whether more hours pay on
 # this schedule, where they did not at a flat rate or as a fine-tune.
 PROJECT_RUNS["context-unet-w32-cosine-2x"] = ["--model", "context_unet", "--model-config", '{"width": 32}',
