@@ -76,9 +76,10 @@ PREREQUISITES = {
 
 
 def missing_prerequisite(name: str, runs: Path) -> Path | None:
-    """The file ``name`` starts from when it is not there yet (None when present or not needed)."""
+    """The file ``name`` starts from when it is not there yet (None when present, not needed, or when the run has
+    its own ``last.pt`` to resume from)."""
     needed = PREREQUISITES.get(name)
-    if needed is None:
+    if needed is None or (runs / name / "last.pt").exists():
         return None
     path = Path(needed.replace("{runs}", str(runs)))
     return None if path.exists() else path
@@ -113,7 +114,7 @@ def main() -> int:
             print(f"{time.strftime('%F %T')} {name}: shipped in weights/, skipped", flush=True)
             continue
         missing = missing_prerequisite(name, runs)
-        if missing is not None and not (out / "last.pt").exists():
+        if missing is not None:
             print(f"{time.strftime('%F %T')} {name}: skipped, it starts from {missing}, which is not there",
                   flush=True)
             continue
