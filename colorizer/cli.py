@@ -227,6 +227,12 @@ def _add_evaluate(subparsers) -> None:
     p.add_argument("--sheet", default=None, help="comparison sheet PNG (gray | prediction | truth | error)")
     p.add_argument("--sheet-photos", type=int, default=8)
     p.add_argument("--limit", type=int, default=None, help="only the first N photos")
+    p.add_argument("--judge", nargs="?", const="auto", default=None, choices=["auto", "lite0", "lite1", "lite2"],
+                   help="also the Fréchet distance to the real photos in an ImageNet classifier's features (auto: "
+                        "Lite2, or Lite1 for a model on a Lite2 encoder: never the model's own encoder)")
+    p.add_argument("--semantic", default=None, metavar="TRAIN",
+                   help="also Zhang et al.'s semantic test: the judge's top-1 on gray, colorized and real versions of "
+                        "the ImageNet-sample photos this training folder keeps out of training")
 
 
 def _add_holdout_argument(p) -> None:
@@ -390,10 +396,32 @@ def _run_evaluate(args) -> int:
     torch.use_deterministic_algorithms(True)
     colorizer = _make_colorizer(args, saturation=args.saturation, temperature=args.temperature,
                                 flip_average=args.flip_average)
+    judge = None
+    if args.judge or args.semantic:
+        from colorizer.semantic import Judge, judge_for, model_encoder_variant
+
+        own = model_encoder_variant(colorizer.model)
+        variant = judge_for(own) if args.judge in (None, "auto") else args.judge
+        if variant == own:
+            raise ValueError(f"--judge {variant} is the model's own encoder: pick another variant")
+        judge = Judge(variant, colorizer.device)
     evaluation, kept = evaluate_folder(colorizer, _validation_photos(args), limit=args.limit,
-                                       keep_outputs=args.sheet_photos if args.sheet else 0)
+                                       keep_outputs=args.sheet_photos if args.sheet else 0,
+                                       judge=judge if args.judge else None)
     print(f"model: {colorizer.name}  working size: {colorizer.size}  device: {colorizer.device}")
     print(format_summary(evaluation.summary, len(evaluation.per_photo)))
+    if evaluation.frechet:
+        fd = evaluation.frechet
+        print(f"Fréchet distance to the real photos in EfficientNet-{fd['judge'].capitalize()} features (not the "
+              f"model's own encoder; lower is closer): model {fd['model']:.2f}, gray {fd['gray']:.2f}")
+    if args.semantic:
+        from colorizer.data import semantic_holdout
+        from colorizer.semantic import semantic_test
+
+        result = semantic_test(colorizer.colorize_photo, semantic_holdout(args.semantic), judge)
+        top1 = result.top1()
+        print(f"semantic test, EfficientNet-{judge.variant.capitalize()} top-1 on {len(result.per_photo)} held-out "
+              f"ImageNet photos: gray {top1['gray']:.1%}, colorized {top1['colorized']:.1%}, real {top1['real']:.1%}")
     sources = per_source(evaluation.per_photo)
     if len(sources) > 1:
         print("per source (first folder of the path):")

@@ -126,6 +126,25 @@ def split_holdout(paths: list[Path], fraction: float, seed: int = 0) -> tuple[li
     return sorted(paths[i] for i in order[count:]), held
 
 
+SEMANTIC_SOURCE = "imagenet_sample"  # folder of one-photo-per-class ImageNet samples, named n<wnid>_<label>.jpg
+SEMANTIC_SHARE = 8  # one in this many of its photos (by a hash of the file name) is never trained on
+
+
+def is_semantic_holdout(path: str | os.PathLike) -> bool:
+    """Whether ``path`` is one of the ImageNet-sample photos kept out of training for the semantic test (Zhang et
+    al.'s classifier top-1 on colorized photos): chosen by a hash of the file name, so it is the same set on every
+    machine, whatever else the folder holds (~122 of 974)."""
+    path = Path(path)
+    if path.parent.name != SEMANTIC_SOURCE:
+        return False
+    return int(hashlib.sha1(path.name.encode()).hexdigest()[:8], 16) % SEMANTIC_SHARE == 0
+
+
+def semantic_holdout(train_root: str | os.PathLike) -> list[Path]:
+    """The semantic-test photos under ``train_root`` (``is_semantic_holdout``)."""
+    return [p for p in list_images(train_root) if is_semantic_holdout(p)]
+
+
 def held_out_photos(train_root: str | os.PathLike, fraction: float = 0.03, seed: int = 0) -> list[Path]:
     """The photos of ``train_root`` that training holds out for validation (the trainer's default split): with
     ``val`` they make a validation set that spans every training source, not only the val folder's scenes."""
@@ -133,8 +152,8 @@ def held_out_photos(train_root: str | os.PathLike, fraction: float = 0.03, seed:
 
 
 def training_photos(train_root: str | os.PathLike, fraction: float = 0.03, seed: int = 0) -> list[Path]:
-    """The photos of ``train_root`` that training trains on: all but ``held_out_photos``."""
-    return split_holdout(list_images(train_root), fraction, seed)[0]
+    """The photos of ``train_root`` that training trains on: all but ``held_out_photos`` and the semantic holdout."""
+    return [p for p in split_holdout(list_images(train_root), fraction, seed)[0] if not is_semantic_holdout(p)]
 
 
 def named_photos(*sources: str | os.PathLike | list) -> list[tuple[str, Path]]:

@@ -91,16 +91,20 @@ def photo_metrics(output: np.ndarray, truth: np.ndarray) -> dict:
 class Evaluation:
     per_photo: pd.DataFrame  # one row per photo: model and gray-baseline metrics
     summary: pd.DataFrame  # rows "model" and "gray", columns the mean metrics
+    frechet: dict | None = None  # with a judge: Fréchet distance to the real photos of "model" and "gray", "judge"
 
 
 def evaluate_folder(colorizer: Colorizer, folder: str | Path | list, size: int | None = None, progress: bool = True,
-                    limit: int | None = None, keep_outputs: int = 0) -> tuple[Evaluation, list]:
+                    limit: int | None = None, keep_outputs: int = 0, judge=None) -> tuple[Evaluation, list]:
     """Runs ``colorizer`` on the grayscale version of every colour photo in ``folder``: a folder, a list of paths,
     or a list of (name, path) pairs (``colorizer.data.named_photos``; the name's first folder is its source).
+    ``judge`` (``colorizer.semantic.Judge``): also the Fréchet distance of the outputs (and of the gray baseline) to
+    the real photos in the judge's features.
 
     Returns the evaluation and up to ``keep_outputs`` (name, gray, output, truth) tuples for a comparison sheet.
     """
     rows, kept = [], []
+    features = {"model": [], "gray": [], "real": []}
     if isinstance(folder, list) and folder and isinstance(folder[0], tuple):
         photos = folder[:limit]
     else:
@@ -119,10 +123,21 @@ def evaluate_folder(colorizer: Colorizer, folder: str | Path | list, size: int |
         row.update({f"{k}": v for k, v in photo_metrics(output, truth).items()})
         row.update({f"gray_{k}": v for k, v in photo_metrics(baseline, truth).items()})
         rows.append(row)
+        if judge is not None:
+            triple = judge.features_and_logits([output, baseline, truth])[0]
+            for key, vector in zip(("model", "gray", "real"), triple):
+                features[key].append(vector)
         if len(kept) < keep_outputs:
             kept.append((row["photo"], baseline, output, truth))
     per_photo = pd.DataFrame(rows)
-    return Evaluation(per_photo, summarize(per_photo)), kept
+    frechet = None
+    if judge is not None:
+        from colorizer.semantic import frechet_distance
+
+        real = np.stack(features["real"])
+        frechet = {key: frechet_distance(np.stack(features[key]), real) for key in ("model", "gray")}
+        frechet["judge"] = judge.variant
+    return Evaluation(per_photo, summarize(per_photo), frechet), kept
 
 
 def summarize(per_photo: pd.DataFrame) -> pd.DataFrame:

@@ -26,7 +26,8 @@ from tqdm import tqdm
 
 from colorizer import losses, models
 from colorizer.color import normalize_chroma, normalize_l, rgb_to_space
-from colorizer.data import CropSampler, PhotoCache, build_cache, center_crops, list_images, split_holdout
+from colorizer.data import (CropSampler, PhotoCache, build_cache, center_crops, is_semantic_holdout, list_images,
+                            split_holdout)
 from colorizer.weights import WeightsInfo, load_weights, save_weights
 
 log = logging.getLogger(__name__)
@@ -71,6 +72,7 @@ class TrainConfig:
     d_lr: float = 2e-4  # discriminator Adam learning rate (betas 0.5, 0.999 as pix2pix)
     rebalance_mix: float = 0.5  # lambda of Zhang et al.'s class rebalancing (smaller: rarer, bolder colours weigh more)
     init: Optional[str] = None  # fine-tune: start from this .safetensors file's weights (architecture and config too)
+    semantic_holdout: bool = True  # never train on the ImageNet-sample photos the semantic test classifies
     seed: int = 0
     threads: int = 2  # torch intra-op threads
     channels_last: bool = True  # faster convolutions on CPU here
@@ -218,6 +220,8 @@ class Trainer:
             # the split every tool holds out (seed 0), whatever the training seed: another seed must not train on
             # the photos `evaluate`, `tune` and `compare --holdout` validate on
             train_paths, val_paths = split_holdout(paths, config.val_fraction)
+        if config.semantic_holdout:
+            train_paths = [p for p in train_paths if not is_semantic_holdout(p)]
         self.train_cache = build_cache(train_paths, config.cache_side, cache_dir, progress=config.progress)
         self.val_cache = build_cache(val_paths, config.size, cache_dir, skip_grayscale=True, progress=config.progress)
         (self.out / "split.json").write_text(json.dumps({"train": self.train_cache.paths,
@@ -385,6 +389,9 @@ class Trainer:
                          if self.config.loss == "gan" else {}),
                       "crop": self.config.size, "batch": self.config.batch, "data": self.config.data,
                       "train_photos": len(self.train_cache), "lr": self.config.lr,
+                      "semantic_holdout_excluded": self.config.semantic_holdout,
+                      **({"imagenet_encoder_loaded": bool(self.model.encoder.imagenet_loaded)}
+                         if hasattr(getattr(self.model, "encoder", None), "imagenet_loaded") else {}),
                       **({"rebalance_mix": self.config.rebalance_mix} if self.config.loss == "classify" else {}),
                       **({"init": self.config.init, "init_training": self.init_training} if self.config.init else {})},
             metrics=metrics,

@@ -143,6 +143,7 @@ def load_weights(path: str | os.PathLike, device: str | torch.device = "cpu") ->
     config = dict(info.config)
     if "pretrained" in config:
         config["pretrained"] = False  # the file holds every weight; no ImageNet file is needed
+    if "pretrained_path" in config:
         config["pretrained_path"] = None
     model = models.create(info.architecture, **config)  # a preset's decoding is in config already
     state, scales = {}, {}

@@ -67,6 +67,13 @@ PROJECT_RUNS["context-unet-w32-cosine-2x"] = ["--model", "context_unet", "--mode
                                              "--lr", "1e-3", "--schedule", "cosine", "--budget-images", "262080",
                                              "--steps-per-epoch", "80"]
 
+# The pretrained-encoder default model (issue 26), first in the queue: two pilots at equal budget decide frozen vs
+# fine-tuned encoder (measured, not assumed), then the full run of the winner.
+_LITE = ["--model", "lite_unet", "--lr", "1e-3", "--schedule", "cosine", "--steps-per-epoch", "40"]
+PROJECT_RUNS["lite0-pilot-frozen"] = [*_LITE, "--freeze-encoder", "--budget-images", "12800"]
+PROJECT_RUNS["lite0-pilot-finetune"] = [*_LITE, "--encoder-lr", "1e-4", "--budget-images", "12800"]
+PROJECT_RUNS["lite0-unet"] = [*_LITE, "--encoder-lr", "1e-4", "--budget-images", "96000"]
+
 # Files a project run starts from: without them it would silently train something else from scratch, so it is skipped
 # with a message instead. organic-cgan-more continues organic-cgan's run: copy that run's last.pt into its folder.
 PREREQUISITES = {

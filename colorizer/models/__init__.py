@@ -14,6 +14,7 @@ from torch import nn
 from colorizer.models.base import ColorModel, ModelConfig
 from colorizer.models.context_unet import ContextUNet, ContextUNetConfig
 from colorizer.models.encoder_unet import DenseNet121UNet, EncoderUNetConfig, MobileNetUNet, ResNet18UNet
+from colorizer.models.lite_unet import LiteUNet, LiteUNetConfig
 from colorizer.models.fusion import FusionConfig, FusionVGG16
 from colorizer.models.gan import (NazeriUNet, NazeriUNetConfig, PatchGAN, PatchGANConfig, ResNetGenerator,
                                   ResNetGeneratorConfig)
@@ -32,6 +33,8 @@ class ModelEntry:
 _REGISTRY: dict[str, ModelEntry] = {
     "context_unet": ModelEntry(ContextUNet, ContextUNetConfig, "colorizer",
                                "this project: compact U-Net, chroma at 1/4 resolution, global context"),
+    "lite_unet": ModelEntry(LiteUNet, LiteUNetConfig, "colorizer",
+                            "this project: ImageNet EfficientNet-Lite encoder, U-Net decoder, global branch"),
     "unet": ModelEntry(UNet, UNetConfig, "colorizer", "DeepColor from-scratch U-Net"),
     "vgg19_unet": ModelEntry(VGG19UNet, VGG19UNetConfig, "colorizer", "Brown: VGG-19 U-Net, bottleneck at H/16"),
     "vgg16_regression": ModelEntry(VGG16Regression, VGG16RegressionConfig, "colorizer",
