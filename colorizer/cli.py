@@ -266,6 +266,8 @@ def _add_tune(subparsers) -> None:
                         "others need a preset written by `calibrate`)")
     p.add_argument("--plot", default=None, help="PNG of PSNR against colourfulness per source and decoding")
     p.add_argument("--out", default=None, help="per-photo, per-decoding CSV")
+    p.add_argument("--pooled", dest="balanced", action="store_false",
+                   help="weigh every photo the same (default: every source the same, its first folder)")
 
 
 def _add_calibrate(subparsers) -> None:
@@ -323,8 +325,10 @@ def _add_compare(subparsers) -> None:
 
 
 def _run_compare(args) -> int:
+    import pandas as pd
+
     from colorizer import Colorizer
-    from colorizer.compare import compare_pair, format_comparison, per_photo_metrics, verdict
+    from colorizer.compare import balanced_pair, compare_pair, format_comparison, per_photo_metrics, verdict
 
     kwargs = {"device": args.device, "size": args.size, "flip_average": args.flip_average}
     baseline, challenger = (Colorizer.from_spec(spec, **kwargs) for spec in (args.baseline, args.challenger))
@@ -333,12 +337,15 @@ def _run_compare(args) -> int:
     metrics = per_photo_metrics([baseline, challenger], _validation_photos(args))
     if metrics.empty:
         raise ValueError("none of the photos has colour to compare against")
-    overall = compare_pair(metrics, baseline.label, challenger.label, args.confidence)
+    pooled = compare_pair(metrics, baseline.label, challenger.label, args.confidence)
     sources = compare_pair(metrics, baseline.label, challenger.label, args.confidence, by_source=True)
+    several = sources.index.get_level_values("source").nunique() > 1
+    # several sources: the verdict reads the source-balanced table (each source weighs the same)
+    overall = balanced_pair(metrics, baseline.label, challenger.label, args.confidence) if several else pooled
     print(f"baseline: {baseline.label}  challenger: {challenger.label}  "
-          f"photos: {int(overall['photos'].iloc[0])}  {args.confidence:.0%} intervals over photos")
-    print(format_comparison(overall, baseline.label, challenger.label))
-    if sources.index.get_level_values("source").nunique() > 1:
+          f"photos: {int(pooled['photos'].iloc[0])}  {args.confidence:.0%} intervals over photos")
+    print(format_comparison(pd.concat([overall, pooled]) if several else pooled, baseline.label, challenger.label))
+    if several:
         print("per source:")
         print(format_comparison(sources, baseline.label, challenger.label))
     print(verdict(overall, baseline.label, challenger.label, args.confidence))
@@ -362,10 +369,11 @@ def _run_tune(args) -> int:
                            _floats(args.gains), _floats(args.prior_corrections))
     if sweep.empty:
         raise ValueError("none of the photos has colour to compare against")
-    overall = frontier(sweep)
+    overall = frontier(sweep, balanced=args.balanced)
     choice = choose_decoding(overall, args.min_cf)
-    print(f"model: {colorizer.name}  working size: {colorizer.size}  photos: {sweep['photo'].nunique()}")
-    formats = {"psnr_vs_gray": "{:+.3f}".format, "cf_ratio": "{:.3f}".format}
+    reading = (f"source-balanced over {sweep['source'].nunique()} sources" if args.balanced else "pooled over photos")
+    print(f"model: {colorizer.name}  working size: {colorizer.size}  photos: {sweep['photo'].nunique()}  ({reading})")
+    formats = {"psnr_vs_gray": "{:+.3f}".format, "cf_ratio": "{:.4f}".format}  # 0.8998 must not read 0.900
     print(overall.reset_index().to_string(index=False, formatters=formats))
     print(f"per source at {choice.label()}:")
     by_source = frontier(sweep, by_source=True).xs(tuple(choice.decoding.values()), level=list(DECODING))
@@ -373,10 +381,10 @@ def _run_tune(args) -> int:
     rule = f"highest PSNR with colourfulness >= {args.min_cf:g} of ground truth"
     if choice.meets_rule:
         print(f"chosen ({rule}): {choice.label()}: PSNR {choice.psnr_vs_gray:+.3f} dB against gray, "
-              f"colourfulness {choice.cf_ratio:.3f}")
+              f"colourfulness {choice.cf_ratio:.4f}")
     else:
         print(f"no decoding reaches colourfulness {args.min_cf:g}; the most colourful: {choice.label()} "
-              f"({choice.cf_ratio:.3f}, PSNR {choice.psnr_vs_gray:+.3f} dB against gray)")
+              f"({choice.cf_ratio:.4f}, PSNR {choice.psnr_vs_gray:+.3f} dB against gray)")
     reachable = ", ".join(f"{level:g}: " + (f"{psnr:+.3f} dB" if psnr is not None else "not swept")
                           for level, psnr in psnr_at_colourfulness(overall).items())
     print(f"PSNR against gray at equal colourfulness (the decodings' Pareto frontier, interpolated): {reachable}")
@@ -384,7 +392,8 @@ def _run_tune(args) -> int:
         sweep.to_csv(args.out, index=False, float_format="%.4f")
         print(f"per-photo metrics: {args.out}")
     if args.plot:
-        print(f"frontier plot: {plot_frontier(sweep, args.plot, choice, args.min_cf, title=colorizer.name)}")
+        plotted = plot_frontier(sweep, args.plot, choice, args.min_cf, title=colorizer.name, balanced=args.balanced)
+        print(f"frontier plot: {plotted}")
     return 0
 
 

@@ -85,10 +85,48 @@ def compare_pair(metrics: pd.DataFrame, baseline: str, challenger: str, confiden
     return pd.DataFrame(rows).set_index(["source", "axis"])
 
 
+def balanced_pair(metrics: pd.DataFrame, baseline: str, challenger: str, confidence: float = 0.95) -> pd.DataFrame:
+    """``compare_pair``'s overall table with every source weighted the same (the mean of the per-source values).
+
+    Intervals from one statsmodels fit per axis with a coefficient per source (HC3 errors, t quantiles) and a t test
+    of the mean of the coefficients: PSNR and CIEDE2000 regress the paired difference on source indicators; the
+    colourfulness ratio regresses the difference on truth x source indicators with weights 1 / truth, whose slopes
+    are the per-source ratios of means (as ``ratio_difference_interval`` does for one source)."""
+    wide = metrics.pivot_table(index=["source", "photo"], columns="model",
+                               values=["psnr", "gray_psnr", "ciede2000", "colorfulness", "cf_truth"]).dropna()
+    sources = wide.index.get_level_values("source")
+    indicators = pd.get_dummies(sources).astype(float).to_numpy()  # (photos, sources)
+    contrast = np.full(indicators.shape[1], 1 / indicators.shape[1])
+    truth = wide[("cf_truth", baseline)].to_numpy()
+    groups = wide.groupby(level="source")
+    rows = []
+    for axis, metric in (("psnr_vs_gray", "psnr"), ("cf_ratio", "colorfulness"), ("ciede2000", "ciede2000")):
+        before, after = wide[(metric, baseline)].to_numpy(), wide[(metric, challenger)].to_numpy()
+        if axis == "cf_ratio":
+            fit = sm.WLS(after - before, indicators * truth[:, None], weights=1 / truth).fit(cov_type="HC3",
+                                                                                             use_t=True)
+            per_source = groups.apply(lambda t: (t[(metric, baseline)].mean() / t[("cf_truth", baseline)].mean(),
+                                                 t[(metric, challenger)].mean() / t[("cf_truth", baseline)].mean()))
+        else:
+            fit = sm.OLS(after - before, indicators).fit(cov_type="HC3", use_t=True)
+            gray = groups.apply(lambda t: t[("gray_psnr", baseline)].mean()) if axis == "psnr_vs_gray" else 0
+            per_source = groups.apply(lambda t: (t[(metric, baseline)].mean(), t[(metric, challenger)].mean()))
+            if axis == "psnr_vs_gray":
+                per_source = pd.Series({s: (v[0] - gray[s], v[1] - gray[s]) for s, v in per_source.items()})
+        test = fit.t_test(contrast)
+        low, high = test.conf_int(alpha=1 - confidence)[0]
+        value_b = float(np.mean([v[0] for v in per_source]))
+        value_c = float(np.mean([v[1] for v in per_source]))
+        rows.append({"source": "balanced", "axis": axis, "photos": len(wide), baseline: value_b, challenger: value_c,
+                     "difference": float(np.squeeze(test.effect)), "low": float(low), "high": float(high)})
+    return pd.DataFrame(rows).set_index(["source", "axis"])
+
+
 def verdict(overall: pd.DataFrame, baseline: str, challenger: str, confidence: float = 0.95) -> str:
     """Plain words for ``compare_pair``'s overall table: does the challenger have the higher PSNR and colourfulness
     closer to the truth's, by the point estimates, and do both intervals exclude zero?"""
-    psnr, cf = overall.loc[("all", "psnr_vs_gray")], overall.loc[("all", "cf_ratio")]
+    label = overall.index.get_level_values("source")[0]  # "all" or "balanced"
+    psnr, cf = overall.loc[(label, "psnr_vs_gray")], overall.loc[(label, "cf_ratio")]
     better_psnr = psnr.difference > 0
     closer_colour = abs(1 - cf[challenger]) < abs(1 - cf[baseline])
     below = max(cf[baseline], cf[challenger]) <= 1  # both duller than the truth: more colour is closer

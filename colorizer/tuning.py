@@ -55,8 +55,16 @@ def decoding_sweep(colorizer: Colorizer, photos: list[tuple[str, Path]], tempera
     return pd.DataFrame(rows)
 
 
-def frontier(sweep: pd.DataFrame, by_source: bool = False) -> pd.DataFrame:
-    """Per decoding (and source): PSNR against gray (mean over photos) and colourfulness / ground truth."""
+def frontier(sweep: pd.DataFrame, by_source: bool = False, balanced: bool = False) -> pd.DataFrame:
+    """Per decoding (and source): PSNR against gray (mean over photos) and colourfulness / ground truth.
+
+    ``balanced``: each source weighs the same, however many photos it has: the per-source values averaged over
+    sources (a decoding tuned on a pooled set follows its largest source; users bring other photos)."""
+    if balanced and not by_source:
+        per_source = frontier(sweep, by_source=True)
+        grouped = per_source.groupby(level=list(DECODING))
+        return pd.DataFrame({"photos": grouped["photos"].sum(), "psnr_vs_gray": grouped["psnr_vs_gray"].mean(),
+                             "cf_ratio": grouped["cf_ratio"].mean()})
     keys = (["source"] if by_source else []) + list(DECODING)
     grouped = sweep.groupby(keys)
     return pd.DataFrame({
@@ -117,7 +125,7 @@ def choose_decoding(table: pd.DataFrame, min_cf: float = 0.9) -> Choice:
 
 
 def plot_frontier(sweep: pd.DataFrame, path: str | Path, choice: Choice | None = None, min_cf: float = 0.9,
-                  title: str = "") -> Path:
+                  title: str = "", balanced: bool = True) -> Path:
     """PSNR against gray versus colourfulness / ground truth, each point a temperature: one line per source (at the
     chosen undo/gain/prior) and, for all photos, one line per (undo rebalancing, chroma gain, prior correction): where
     a model sits between dull-and-safe and vivid-and-wrong."""
@@ -135,13 +143,13 @@ def plot_frontier(sweep: pd.DataFrame, path: str | Path, choice: Choice | None =
         table = table.droplevel("source")
         axis.plot(table["cf_ratio"], table["psnr_vs_gray"], "o-", ms=3, lw=1, alpha=0.6,
                   label=f"{source} ({int(table['photos'].iloc[0])})")
-    overall = frontier(sweep)
+    overall = frontier(sweep, balanced=balanced)
     families = overall.groupby(level=list(family))
     for (beta, gain, correction), table in families:
         table = table.droplevel(list(family))
         chosen = (beta, gain, correction) == chosen_family
         detail = f" (undo {beta:g}, gain {gain:g}, prior {correction:g})" if len(families) > 1 else ""
-        label = "all photos" + detail
+        label = ("all sources, balanced" if balanced else "all photos") + detail
         axis.plot(table["cf_ratio"], table["psnr_vs_gray"], "s-", color="black" if chosen else "gray",
                   lw=2 if chosen else 1, ms=4 if chosen else 2, label=label if chosen else None)
         if chosen:

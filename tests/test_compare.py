@@ -135,3 +135,49 @@ def test_compare_command_prints_both_axes_per_source_and_a_verdict(tiny_weights,
     assert any(line.startswith("objects") for line in lines) and any(line.startswith("scenes") for line in lines)
     assert "beat" in lines[-2] and lines[-1] == f"per-photo metrics: {out}"
     assert len(pd.read_csv(out)) == 20
+
+
+def _balanced_metrics(rng, sizes=(80, 18, 12, 29, 29, 21)):
+    """Two models on sources of the broad validation's sizes; per source a different true PSNR difference and spread
+    (their mean over sources is 0), colourfulness as in ``_simulated_photos``; returns metrics and the true
+    source-balanced colourfulness-ratio difference."""
+    shifts = np.array([0.4, -0.3, 0.2, -0.5, 0.1, 0.1])
+    spreads = np.array([0.2, 0.6, 0.3, 0.4, 0.5, 0.3])
+    rows, ratio_differences = [], []
+    for index, (photos, shift, spread) in enumerate(zip(sizes, shifts, spreads)):
+        psnr_a, psnr_b, cf_a, cf_b, truth, ratio_difference = _simulated_photos(rng, photos)
+        psnr_b = psnr_a + shift + spread * rng.standard_t(3, photos)
+        ratio_differences.append(ratio_difference)
+        for model, psnr, cf in (("a", psnr_a, cf_a), ("b", psnr_b, cf_b)):
+            rows += [(model, f"s{index}/{i}", f"s{index}", psnr[i], 20.0, 5.0 + psnr[i] / 10, cf[i], truth[i])
+                     for i in range(photos)]
+    return _metrics(rows), float(np.mean(ratio_differences))
+
+
+def test_source_balanced_intervals_cover_at_the_stated_rate():
+    from colorizer.compare import balanced_pair
+
+    rng = np.random.default_rng(11)
+    simulations, psnr_covered, ratio_covered = 400, 0, 0
+    for _ in range(simulations):
+        metrics, ratio_difference = _balanced_metrics(rng)
+        table = balanced_pair(metrics, "a", "b")
+        psnr, ratio = table.loc[("balanced", "psnr_vs_gray")], table.loc[("balanced", "cf_ratio")]
+        psnr_covered += psnr.low <= 0 <= psnr.high  # the balanced true difference is 0: also the type-I error
+        ratio_covered += ratio.low <= ratio_difference <= ratio.high
+    # 400 simulations: a true coverage of 0.95 lands in [0.92, 0.975] with probability ~0.99
+    assert 0.92 <= psnr_covered / simulations <= 0.975
+    assert 0.92 <= ratio_covered / simulations <= 0.975
+
+
+def test_source_balanced_difference_is_the_mean_of_the_per_source_differences():
+    from colorizer.compare import balanced_pair
+
+    metrics, _ = _balanced_metrics(np.random.default_rng(3))
+    balanced = balanced_pair(metrics, "a", "b")
+    by_source = compare_pair(metrics, "a", "b", by_source=True)
+    for axis in ("psnr_vs_gray", "cf_ratio", "ciede2000"):
+        expected = by_source.xs(axis, level="axis")["difference"].mean()
+        assert balanced.loc[("balanced", axis), "difference"] == pytest.approx(expected)
+        pooled = compare_pair(metrics, "a", "b").loc[("all", axis), "difference"]
+        assert abs(pooled - expected) > 1e-3  # sources differ in size and shift: the pooled mean is another number

@@ -96,3 +96,26 @@ def test_held_out_photos_are_the_trainers_split(sources):
     (name, path), = named_held_out(sources, fraction=0.34, seed=0)
     assert path == held[0] and name == str(path.relative_to(sources))
 
+
+
+def test_balanced_frontier_weighs_every_source_the_same():
+    decoding = {"temperature": 0.4, "undo_rebalancing": 0.0, "chroma_gain": 1.0, "prior_correction": 0.0}
+    rows = [{"photo": f"big/{i}", "source": "big", **decoding, "psnr": 22.0, "gray_psnr": 21.0,
+             "colorfulness": 30.0, "cf_truth": 30.0} for i in range(9)]
+    rows.append({"photo": "small/0", "source": "small", **decoding, "psnr": 20.0, "gray_psnr": 21.0,
+                 "colorfulness": 10.0, "cf_truth": 20.0})
+    sweep = pd.DataFrame(rows)
+    pooled, balanced = frontier(sweep).iloc[0], frontier(sweep, balanced=True).iloc[0]
+    assert pooled.psnr_vs_gray == pytest.approx(0.8)  # nine photos at +1, one at -1
+    assert balanced.psnr_vs_gray == pytest.approx(0.0)  # one source at +1, one at -1
+    assert balanced.cf_ratio == pytest.approx((1.0 + 0.5) / 2)
+    assert balanced.photos == 10
+
+
+def test_semantic_holdout_is_one_in_eight_imagenet_samples_and_nothing_else():
+    from colorizer.data import is_semantic_holdout
+
+    chosen = [name for name in (f"n{i:08d}_x.jpg" for i in range(800))
+              if is_semantic_holdout(f"train/imagenet_sample/{name}")]
+    assert 70 <= len(chosen) <= 130  # one in eight, by a hash of the name
+    assert not any(is_semantic_holdout(f"train/osie/{name}") for name in chosen)
