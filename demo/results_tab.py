@@ -6,8 +6,10 @@ takes the password as an input and checks it on the server before reading any re
 
 from __future__ import annotations
 
+import hashlib
 import hmac
 import logging
+import math
 import os
 import shutil
 import tempfile
@@ -31,49 +33,69 @@ EXPORT_PREFIX = "colorizer-report-"
 EXPORT_MAX_AGE_S = 600  # exported zips (and Gradio's cached copies, see app.py) are deleted after 10 minutes
 
 
+MIN_PASSWORD_LENGTH = 12  # guessing is made hopeless by length, not by lockouts
+
+
 class ResultsAccess:
-    """Checks passwords against ``STUDY_RESULTS_PASSWORD`` (or an explicit one, for tests), with a lockout:
-    ``max_failures`` wrong guesses from one client within ``window_s`` lock that client out for ``lockout_s``
-    (doubling with each further lockout), and the same number times ten from all clients together locks everyone
-    out, so guessing runs at a few attempts a minute, not 35 a second."""
+    """Checks passwords against ``STUDY_RESULTS_PASSWORD`` (or an explicit one, for tests).
+
+    No lockout: one that strangers can trigger locks the researcher out too (behind a proxy every visitor shares
+    its address). Instead the password must have at least ``MIN_PASSWORD_LENGTH`` characters, every attempt costs
+    a slow scrypt derivation (~50 ms of CPU), the right password always works, and a client with ``max_failures``
+    wrong guesses within ``window_s`` gets its further wrong answers only after ``penalty_s`` (doubling, at most
+    ``max_penalty_s``) and one warning in the log per window."""
 
     def __init__(self, password: Optional[str] = None, max_failures: int = 5, window_s: float = 60.0,
-                 lockout_s: float = 60.0, clock: Callable[[], float] = time.monotonic):
-        self.password = password if password is not None else os.environ.get(PASSWORD_VARIABLE) or None
-        self.max_failures, self.window_s, self.lockout_s, self.clock = max_failures, window_s, lockout_s, clock
+                 penalty_s: float = 1.0, max_penalty_s: float = 8.0, clock: Callable[[], float] = time.monotonic,
+                 sleep: Callable[[float], None] = time.sleep, scrypt_n: int = 2 ** 14):
+        password = password if password is not None else os.environ.get(PASSWORD_VARIABLE) or None
+        self.problem: Optional[str] = None
+        if not password:
+            self.problem = (f"Results are disabled. Set the {PASSWORD_VARIABLE} environment variable and restart the "
+                            "app to enable this tab.")
+        elif len(password) < MIN_PASSWORD_LENGTH:
+            self.problem = (f"Results are disabled: {PASSWORD_VARIABLE} is shorter than {MIN_PASSWORD_LENGTH} "
+                            "characters. Set a longer one and restart the app.")
+        self.max_failures, self.window_s, self.clock, self.sleep = max_failures, window_s, clock, sleep
+        self.penalty_s, self.max_penalty_s = penalty_s, max_penalty_s
+        self._salt = os.urandom(16)
+        self._scrypt_n = scrypt_n
+        self._digest = self._derive(password) if not self.problem else None
         self._failures: dict[str, deque] = defaultdict(deque)
-        self._locked_until: dict[str, float] = {}
-        self._lockouts: dict[str, int] = defaultdict(int)
+        self._alerted_at: dict[str, float] = {}
         self._lock = threading.Lock()
 
     @property
     def enabled(self) -> bool:
-        return bool(self.password)
+        return self.problem is None
 
-    def _register_failure(self, key: str, limit: int, now: float) -> None:
-        failures = self._failures[key]
-        failures.append(now)
+    def _derive(self, attempt: str) -> bytes:
+        return hashlib.scrypt(attempt.encode(), salt=self._salt, n=self._scrypt_n, r=8, p=1, dklen=32)
+
+    def _recent_failures(self, client: str, now: float) -> int:
+        failures = self._failures[client]
         while failures and failures[0] < now - self.window_s:
             failures.popleft()
-        if len(failures) >= limit:
-            self._lockouts[key] += 1
-            self._locked_until[key] = now + self.lockout_s * 2 ** (self._lockouts[key] - 1)
-            failures.clear()
+        return len(failures)
 
     def check(self, attempt: Optional[str], client: str = "unknown") -> None:
         if not self.enabled:
-            raise gr.Error(f"Results are disabled. Set the {PASSWORD_VARIABLE} environment variable and restart "
-                           "the app to enable this tab.", title="Disabled")
+            raise gr.Error(self.problem, title="Disabled", print_exception=False)
+        if attempt and hmac.compare_digest(self._derive(attempt), self._digest):
+            return
         with self._lock:
             now = self.clock()
-            waits = [self._locked_until.get(key, 0) - now for key in (client, "*")]
-            if max(waits) > 0:
-                raise gr.Error(f"Too many wrong passwords. Try again in {int(max(waits)) + 1} s.", title="Locked")
-            if not attempt or not hmac.compare_digest(attempt.encode(), self.password.encode()):
-                self._register_failure(client, self.max_failures, now)
-                self._register_failure("*", self.max_failures * 10, now)
-                log.warning("wrong results password from %s", client)
-                raise gr.Error("Wrong password.", title="Not allowed")
+            self._failures[client].append(now)
+            recent = self._recent_failures(client, now)
+            over = recent - self.max_failures
+            if over >= 0 and now - self._alerted_at.get(client, -math.inf) > self.window_s:
+                self._alerted_at[client] = now
+                log.warning("%d wrong results passwords from %s within %.0f s: someone may be guessing", recent,
+                            client, self.window_s)
+        if over >= 0:  # this client's wrong guesses slow down; a right password is never delayed
+            self.sleep(min(self.penalty_s * 2 ** over, self.max_penalty_s))
+        log.info("wrong results password from %s", client)
+        raise gr.Error("Wrong password.", title="Not allowed", print_exception=False)
 
 
 def client_of(request: Optional[gr.Request]) -> str:
@@ -133,8 +155,7 @@ def export_handler(access: ResultsAccess, engine: Engine, study_name: Optional[s
 
 def build_results_tab(access: ResultsAccess, engine: Engine, study_name: Optional[str]) -> None:
     if not access.enabled:
-        gr.Markdown(f"Results are disabled. Set the `{PASSWORD_VARIABLE}` environment variable to a password and "
-                    "restart the app to enable this tab.")
+        gr.Markdown(access.problem)
     password = gr.Textbox(label="Password", type="password", elem_id="results-password")
     with gr.Row():
         show = gr.Button("Show results", variant="primary")
