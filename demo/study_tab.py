@@ -197,7 +197,7 @@ def external_id_from(request: Optional[gr.Request]) -> Optional[str]:
     params = getattr(request, "query_params", None) or {}
     for key in EXTERNAL_ID_PARAMS:
         if params.get(key):
-            return str(params.get(key))[:200]
+            return str(params.get(key))  # never cut: the protocol refuses an id over its limit
     return None
 
 
@@ -231,19 +231,34 @@ def resume_handler(service: StudyService, token: Optional[str], external_id: Opt
     return screen_for(ParticipantState(state.token, state.trial, state.completion_code), service)
 
 
-def answer_handler(service: StudyService, token: Optional[str], payload: Optional[str], answer: str) -> Screen:
-    """Stores ``answer`` for the trial named in ``payload`` (JSON from the browser) and shows the next screen."""
+MAX_TRIAL_ID = 2 ** 62  # far above any row id, far below what the database's integers hold
+
+
+def parse_answer_payload(payload) -> tuple[dict, int]:
+    """(the browser's JSON object, its trial id), or a one-line ``gr.Error`` for anything else: not JSON, not an
+    object, a trial id that is not a whole number in range (a float is not cut to an integer)."""
+    intact = "The answer did not reach the server intact; please click again."
     try:
         data = json.loads(payload or "{}")
-        trial_id = int(data.get("trial"))
     except (TypeError, ValueError):
-        raise gr.Error("The answer did not reach the server intact; please click again.") from None
+        raise gr.Error(intact, print_exception=False) from None
+    trial = data.get("trial") if isinstance(data, dict) else None
+    if isinstance(trial, str) and trial.isdigit():
+        trial = int(trial)
+    if isinstance(trial, bool) or not isinstance(trial, int) or not 0 < trial < MAX_TRIAL_ID:
+        raise gr.Error(intact, print_exception=False)
+    return data, trial
+
+
+def answer_handler(service: StudyService, token: Optional[str], payload: Optional[str], answer: str) -> Screen:
+    """Stores ``answer`` for the trial named in ``payload`` (JSON from the browser) and shows the next screen."""
+    data, trial_id = parse_answer_payload(payload)
     try:
         state = service.answer(token, trial_id, answer, data.get("response_ms"), data.get("display_ms"))
     except StudyError as error:
         if "not found" in str(error):  # e.g. the study database was reset: start again from the consent page
             return Screen(True, False, False, message=f"**{error}**")
-        raise gr.Error(str(error)) from None
+        raise gr.Error(str(error), print_exception=False) from None
     return screen_for(state, service)
 
 

@@ -60,7 +60,12 @@ def find_study(session: Session, name: Optional[str]) -> Study:
     return study
 
 
+MAX_EXTERNAL_ID = 200  # characters; a longer id is refused, not cut (two ids equal in their first 200 must differ)
+
+
 def hash_external_id(study: Study, external_id: str) -> str:
+    if len(external_id.strip()) > MAX_EXTERNAL_ID:
+        raise StudyError(f"That participant id is longer than {MAX_EXTERNAL_ID} characters; please check the link.")
     return hmac.new(study.id_salt.encode(), external_id.strip().encode(), hashlib.sha256).hexdigest()
 
 
@@ -279,6 +284,13 @@ def record_response(session: Session, participant: ParticipantRow, trial_id: int
         raise StudyError("That trial does not belong to this session.")
     _, kind, real_side, is_real = trial
     judged_real, correct = score(study.mode, answer, is_real, real_side)
+    pending = next_trial(session, participant.id)
+    if pending is None or pending.id != trial_id:
+        # only the trial on screen takes an answer; an answered one keeps its first answer (double click, resubmit)
+        stored = session.scalar(_STORED_CORRECT, {"trial_id": trial_id})
+        if stored is None:
+            raise StudyError("That answer was for a photo that is not on screen; it was not stored.")
+        return Answer(False, bool(stored), kind, is_real, real_side)
     values = dict(trial_id=trial_id, answer=answer, judged_real=judged_real, correct=correct,
                   response_ms=_clean_ms(response_ms), intended_display_ms=study.display_ms,
                   measured_display_ms=_clean_ms(measured_display_ms), created_at=utcnow())

@@ -166,6 +166,43 @@ def test_double_click_and_resubmit_store_one_response(single_study):
         assert len(responses) == 1 and responses[0].answer == "real"
 
 
+def test_an_answer_for_a_trial_not_on_screen_is_refused(single_study):
+    engine, factory, name = single_study
+    service = StudyService(factory)
+    state = service.start(name, True)
+    with factory() as session:
+        ahead = session.scalars(select(Trial.id).join(Participant).where(Participant.token == state.token)
+                                .order_by(Trial.position.desc()).limit(1)).one()  # the last, trials ahead
+    with pytest.raises(StudyError, match="not on screen"):
+        service.answer(state.token, ahead, "real", 900)
+    with factory() as session:
+        assert session.scalar(select(func.count()).select_from(Response)) == 0
+    after = service.answer(state.token, state.trial.trial_id, "real", 900)  # the shown trial still takes its answer
+    assert not after.duplicate and after.trial.trial_id != state.trial.trial_id
+
+
+@pytest.mark.parametrize("payload", ['{"trial": 1e20}', '{"trial": Infinity}', '[1, 2]', '{"trial": 3.7}',
+                                     '{"trial": true}', '{"trial": -4}', 'not json', '{"trial": [1]}', '"7"'])
+def test_malformed_answer_payloads_get_a_one_line_error(payload):
+    import gradio as gr
+
+    from demo.study_tab import parse_answer_payload
+
+    with pytest.raises(gr.Error, match="did not reach the server intact"):
+        parse_answer_payload(payload)
+    assert parse_answer_payload('{"trial": 12, "response_ms": 800}') == ({"trial": 12, "response_ms": 800}, 12)
+    assert parse_answer_payload('{"trial": "12"}')[1] == 12
+
+
+def test_an_external_id_over_the_limit_is_refused_not_cut(single_study):
+    engine, factory, name = single_study
+    service = StudyService(factory)
+    base = "p" * 200
+    service.start(name, True, external_id=base)  # at the limit: fine
+    with pytest.raises(StudyError, match="longer than 200"):
+        service.start(name, True, external_id=base + "x")
+
+
 def test_resume_after_dropped_connection(single_study):
     engine, factory, name = single_study
     service = StudyService(factory)
