@@ -63,18 +63,29 @@ STUDY_JS = """
     }
     if (study.trial === trial.dataset.trial) setReady(true);
   }
+  // One deliberate answer per trial: a held key's auto-repeat (event.repeat) never answers, and after an answer
+  // the key or pointer must be released before the next one counts.
   if (!study.guard) {
+    study.released = true;
+    const inAnswers = target => target && target.closest && target.closest('#answer-row');
     study.guard = event => {
       const button = event.target.closest && event.target.closest('#answer-row button');
       if (!button) return;
-      if (!study.ready || event.detail > 1 || study.answered === study.trial) {
+      if (!study.ready || event.detail > 1 || study.answered === study.trial || !study.released) {
         event.preventDefault(); event.stopImmediatePropagation();
         return;
       }
       study.answered = study.trial;
+      study.released = false;
       setReady(false);
     };
     document.addEventListener('click', study.guard, true);  // capture: runs before Gradio's own handler
+    document.addEventListener('keydown', event => {
+      if (event.repeat && inAnswers(event.target)) { event.preventDefault(); event.stopImmediatePropagation(); }
+    }, true);
+    const release = () => { study.released = true; };
+    document.addEventListener('keyup', release, true);
+    document.addEventListener('pointerup', release, true);
   }
   study.collect = () => {
     const elapsed = study.onset ? performance.now() - study.onset : null;
@@ -145,9 +156,14 @@ def trial_html(view: TrialView, service: StudyService) -> str:
 
 
 def progress_text(view: TrialView) -> str:
-    label = "Practice" if view.is_practice else "Photo"
-    note = " - you will be told the right answer" if view.is_practice else ""
-    return f"**{label} {view.number} of {view.total}**{note}"
+    """The counter above a trial: practice trials count on their own; the study's photos from 1 after them, with a
+    line on the first one that the practice is over."""
+    if view.is_practice:
+        return f"**Practice {view.number} of {view.practice_total}** - you will be told the right answer"
+    number, total = view.number - view.practice_total, view.total - view.practice_total
+    start = ("The practice is over: **the study starts now**, and from here on you are not told the answers.\n\n"
+             if number == 1 and view.practice_total else "")
+    return f"{start}**Photo {number} of {total}**"
 
 
 KEEP = object()  # a Screen field left as it is on the page

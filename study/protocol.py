@@ -249,8 +249,12 @@ def next_trial(session: Session, participant_id: int) -> PendingTrial | None:
     return PendingTrial(row[0], row[1], row[2], tuple(i for i in row[3:] if i is not None))
 
 
-def trial_count(session: Session, participant_id: int) -> int:
-    return session.scalar(select(func.count()).select_from(Trial).where(Trial.participant_id == participant_id)) or 0
+def trial_count(session: Session, participant_id: int, kind: Optional[str] = None) -> int:
+    """The participant's number of trials (of ``kind`` only, when given)."""
+    query = select(func.count()).select_from(Trial).where(Trial.participant_id == participant_id)
+    if kind is not None:
+        query = query.where(Trial.kind == kind)
+    return session.scalar(query) or 0
 
 
 def score(mode: str, answer: str, shown_is_real: bool, real_side: int | None) -> tuple[bool, bool]:

@@ -61,6 +61,7 @@ class TrialView:
     mode: str
     presentation: str
     display_ms: Optional[int]
+    practice_total: int = 0  # practice trials come first; the counter shown to the participant leaves them out
 
 
 @dataclass(frozen=True)
@@ -81,7 +82,7 @@ class StudyService:
     factory: sessionmaker[Session]
     _image_cache: dict = field(default_factory=dict)
     _studies: dict = field(default_factory=dict)  # id -> Study (detached; mode and timing never change)
-    _trial_counts: dict = field(default_factory=dict)  # participant id -> number of trials (fixed at joining)
+    _trial_counts: dict = field(default_factory=dict)  # participant id -> (trials, practice trials), fixed at joining
     _write_lock: FairLock = field(default_factory=FairLock)
 
     @contextlib.contextmanager
@@ -178,10 +179,12 @@ class StudyService:
             return ParticipantState(participant.token, None, code, feedback, duplicate)
         study = self._study(session, participant.study_id)
         if participant.id not in self._trial_counts:
-            self._trial_counts[participant.id] = protocol.trial_count(session, participant.id)
+            self._trial_counts[participant.id] = (protocol.trial_count(session, participant.id),
+                                                  protocol.trial_count(session, participant.id, kind="practice"))
+        total, practice = self._trial_counts[participant.id]
         # trials are answered in order, so the first unanswered one's position is the number answered
-        view = TrialView(trial.id, trial.position + 1, self._trial_counts[participant.id], trial.kind == "practice",
-                         trial.image_ids, study.mode, study.presentation, study.display_ms)
+        view = TrialView(trial.id, trial.position + 1, total, trial.kind == "practice", trial.image_ids, study.mode,
+                         study.presentation, study.display_ms, practice)
         return ParticipantState(participant.token, view, None, feedback, duplicate)
 
 

@@ -194,6 +194,22 @@ def test_malformed_answer_payloads_get_a_one_line_error(payload):
     assert parse_answer_payload('{"trial": "12"}')[1] == 12
 
 
+def test_the_counter_starts_after_practice_and_says_so(single_study):
+    from demo.study_tab import progress_text
+
+    engine, factory, name = single_study
+    service = StudyService(factory)
+    state = service.start(name, True)
+    practice = state.trial.practice_total
+    assert practice >= 1 and "Practice 1 of" in progress_text(state.trial)
+    while state.trial.is_practice:
+        state = service.answer(state.token, state.trial.trial_id, "real", 900)
+    first = progress_text(state.trial)
+    assert "study starts now" in first and f"Photo 1 of {state.trial.total - practice}" in first
+    state = service.answer(state.token, state.trial.trial_id, "real", 900)
+    assert "starts now" not in progress_text(state.trial) and "Photo 2 of" in progress_text(state.trial)
+
+
 def test_an_external_id_over_the_limit_is_refused_not_cut(single_study):
     engine, factory, name = single_study
     service = StudyService(factory)
