@@ -109,6 +109,21 @@ def dprime(hits: int, n_signal: int, false_alarms: int, n_noise: int) -> tuple[f
 
 # --- exclusions -------------------------------------------------------------------------------------------------
 
+def is_straight_lining(counted: pd.DataFrame, max_share: float) -> bool:
+    """One answer ("real", "fake", or one side) on at least ``max_share`` of the counted trials, and never the
+    other answer where it was the right one: judged against the participant's own trial mix, so an accurate
+    participant is never excluded however few trials call for the rarer answer (the old rule, share alone, removed
+    a perfect participant who saw 4 real photos among 49)."""
+    shares = counted["answer"].value_counts(normalize=True)
+    if shares.empty or shares.iloc[0] < max_share:
+        return False
+    favourite = shares.index[0]
+    other_was_right = counted[(counted["answer"] == favourite) != counted["correct"].astype(bool)]
+    # trials where the favourite answer is wrong: answered with it (and wrong) or with the other answer (and right);
+    # with none, nothing tells a bias from an accurate participant
+    return len(other_was_right) > 0 and not bool((other_was_right["answer"] != favourite).any())
+
+
 def participant_table(trials: pd.DataFrame, rules: dict) -> pd.DataFrame:
     """One row per participant: progress, sentinel accuracy, median response time, and exclusion reasons."""
     rows = []
@@ -127,9 +142,8 @@ def participant_table(trials: pd.DataFrame, rules: dict) -> pd.DataFrame:
             reasons.append("failed sentinels")
         if not math.isnan(median_ms) and median_ms < rules.get("min_median_response_ms", 0):
             reasons.append("too fast")
-        # nearly always the same answer ("real", "colorized", or one side): a bias either way, not judgement
         same_share = float(counted["answer"].value_counts(normalize=True).max()) if len(counted) else math.nan
-        if len(counted) >= 5 and same_share >= rules.get("max_same_answer_share", 1.01):
+        if len(counted) >= 5 and is_straight_lining(counted, rules.get("max_same_answer_share", 1.01)):
             reasons.append("same answer")
         rows.append({"participant_id": participant_id, "status": group["status"].iloc[0],
                      "list_index": group["list_index"].iloc[0], "trials": len(group), "answered": len(answered),

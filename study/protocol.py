@@ -39,7 +39,8 @@ DEFAULT_RULES = {
     "min_sentinel_accuracy": 1.0,  # share of attention checks a participant must get right
     "min_median_response_ms": 300,  # a participant answering faster than this (median) was not looking
     "fast_response_ms": 150,  # single answers faster than this are dropped
-    "max_same_answer_share": 0.9,  # one answer (or side) on 90% of counted trials: a bias, either way
+    "max_same_answer_share": 0.9,  # one answer (or side) on 90% of counted trials and never the other where it was
+    # right: straight-lining, judged against the participant's own trial mix (analysis.is_straight_lining)
     "require_complete": True,  # incomplete sessions are excluded
 }
 ABANDON_AFTER = timedelta(minutes=30)  # an active participant silent this long frees their list slot

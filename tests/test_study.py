@@ -454,12 +454,44 @@ def test_a_participant_who_always_gives_one_answer_is_excluded_either_way(always
     """Attention checks in single mode are all fakes, so "always colorized" passes them: the same-answer rule
     catches both biases."""
     frame = fixture_frame()
-    frame = frame.assign(answer=always, judged_real=always == "real")
+    frame = frame.assign(answer=always, judged_real=always == "real",
+                         correct=(always == "real") == (frame["condition"] == "real"))
     rules = {"min_sentinel_accuracy": 1.0, "max_same_answer_share": 0.9}
     people = analysis.participant_table(frame, rules)
     assert people["excluded"].all() and people["reasons"].str.contains("same answer").all()
     mixed = analysis.participant_table(fixture_frame(), rules)
     assert not mixed["excluded"].any()
+
+
+def _eleven_condition_trials(answer_of) -> pd.DataFrame:
+    """One participant's counted trials in an 11-condition single-mode study (44 main photos, 4 of them real on
+    each list, and 5 all-fake sentinels), answered by ``answer_of(is_real) -> "real" | "fake"``."""
+    rows = []
+    for index in range(49):
+        kind = "main" if index < 44 else "sentinel"
+        is_real = kind == "main" and index % 11 == 0
+        answer = answer_of(is_real)
+        rows.append({"participant_id": 1, "status": "completed", "list_index": 0, "kind": kind, "answered": True,
+                     "answer": answer, "correct": (answer == "real") == is_real, "response_ms": 1200.0})
+    return pd.DataFrame(rows)
+
+
+@pytest.mark.parametrize("mode", ["single", "2afc"])
+def test_a_perfect_participant_is_never_excluded_and_an_always_colorized_one_is(mode):
+    from study.protocol import DEFAULT_RULES
+
+    if mode == "single":
+        perfect = _eleven_condition_trials(lambda real: "real" if real else "fake")
+        biased = _eleven_condition_trials(lambda real: "fake")
+    else:  # 2AFC: the real photo on a random side; a perfect participant follows it, a biased one picks "0"
+        sides = np.random.default_rng(0).integers(0, 2, 49)
+        perfect = _eleven_condition_trials(lambda real: "x").assign(answer=[str(s) for s in sides], correct=True)
+        biased = perfect.assign(answer="0", correct=sides == 0)
+    if mode == "single":
+        assert perfect["answer"].value_counts(normalize=True).max() > 0.9  # what the old share-only rule removed
+    assert not analysis.participant_table(perfect, DEFAULT_RULES)["excluded"].any()
+    people = analysis.participant_table(biased, DEFAULT_RULES)
+    assert people["excluded"].all() and people["reasons"].str.contains("same answer").all()
 
 
 def test_metric_correlation_direction():
