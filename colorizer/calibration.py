@@ -11,6 +11,7 @@ Decoding then adds ``prior_correction * shift`` to the logits (``AbBins.decode``
 from __future__ import annotations
 
 import json
+import logging
 import os
 import random
 from pathlib import Path
@@ -23,6 +24,8 @@ from colorizer.bins import AB_LIMIT
 from colorizer.color import normalize_chroma, rgb_to_lab
 from colorizer.imageio import load_photo
 from colorizer.inference import Colorizer
+
+log = logging.getLogger(__name__)
 
 SHIFT_LIMIT = 4.0  # a bin the photos never show would otherwise be pushed to -inf
 FLOOR = 1e-5  # frequency floor inside the logarithm, for the same reason
@@ -81,6 +84,9 @@ def fit_prior_shift(colorizer: Colorizer, paths: list[Path], photos: int = 400, 
     """The per-bin shift for ``colorizer``'s model, fitted on ``photos`` photos drawn (``seed``) from ``paths``;
     with a summary: mean a*, b* of the predicted (T = 1) and true distributions before and after."""
     chosen = sorted(paths)
+    if len(chosen) < photos:
+        log.warning("asked to fit on %d photos; the folder has only %d (after the held-out share): fitting on %d",
+                    photos, len(chosen), len(chosen))
     random.Random(seed).shuffle(chosen)
     logits, targets = sample_pixels(colorizer, chosen[:photos], pixels_per_photo, seed, progress)
     shift = match_marginal(logits, targets)

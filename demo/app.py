@@ -14,6 +14,7 @@ from pathlib import Path
 import gradio as gr
 
 from colorizer.weights import WEIGHTS_DIR
+from demo.cli import parse_args
 from demo.colorize_tab import build_colorize_tab
 from demo.examples import write_examples
 from demo.models import ModelPool
@@ -105,19 +106,8 @@ def build_app(pool: ModelPool | None = None, examples_dir: str | os.PathLike | N
     return app
 
 
-def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="python -m demo", description="Serve the Colorizer app.")
-    parser.add_argument("--host", default=os.environ.get("GRADIO_SERVER_NAME", "127.0.0.1"))
-    parser.add_argument("--port", type=int, default=int(os.environ.get("GRADIO_SERVER_PORT", 7860)))
-    parser.add_argument("--db", default=None, help="study database URL (default: STUDY_DB_URL or a SQLite file)")
-    parser.add_argument("--weights-dir", default=str(WEIGHTS_DIR), help="folder of shipped .safetensors models")
-    parser.add_argument("--device", default=None, help="cpu, cuda, mps (default: best available)")
-    parser.add_argument("--study", default=None, help="study the Turing-test tab runs (default: the default study)")
-    return parser.parse_args(argv)
-
-
-def main(argv: list[str] | None = None) -> int:
-    args = parse_args(argv)
+def main(argv: list[str] | None = None, args: argparse.Namespace | None = None) -> int:
+    args = args or parse_args(argv)
     os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     pool = ModelPool(args.weights_dir, device=args.device)

@@ -1,0 +1,20 @@
+"""``python -m demo`` arguments, parsed before Gradio and PyTorch are imported (``--help`` answers at once)."""
+
+from __future__ import annotations
+
+import argparse
+import os
+from pathlib import Path
+
+WEIGHTS_DIR = Path(__file__).resolve().parent.parent / "weights"  # colorizer.weights.WEIGHTS_DIR, without torch
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m demo", description="Serve the Colorizer app.")
+    parser.add_argument("--host", default=os.environ.get("GRADIO_SERVER_NAME", "127.0.0.1"))
+    parser.add_argument("--port", type=int, default=int(os.environ.get("GRADIO_SERVER_PORT", 7860)))
+    parser.add_argument("--db", default=None, help="study database URL (default: STUDY_DB_URL or a SQLite file)")
+    parser.add_argument("--weights-dir", default=str(WEIGHTS_DIR), help="folder of shipped .safetensors models")
+    parser.add_argument("--device", default=None, help="cpu, cuda, mps (default: best available)")
+    parser.add_argument("--study", default=None, help="study the Turing-test tab runs (default: the default study)")
+    return parser.parse_args(argv)
