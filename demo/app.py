@@ -21,7 +21,8 @@ from demo.models import ModelPool
 from demo.results_tab import EXPORT_MAX_AGE_S, ResultsAccess, build_results_tab
 from demo.study_tab import LOAD_TOKEN_JS, TRIAL_CSS, build_study_tab, is_study_link
 from study.db import make_engine, make_session_factory
-from study.defaults import DefaultStudyBuild, default_design, default_study_name, ensure_default_study
+from study.defaults import (DefaultStudyBuild, default_design, default_models, default_study_name,
+                            ensure_default_study)
 from study.service import StudyService
 
 log = logging.getLogger(__name__)
@@ -64,8 +65,9 @@ def build_app(pool: ModelPool | None = None, examples_dir: str | os.PathLike | N
     factory = make_session_factory(engine)
     build, planned = None, None
     if study_name is None:
-        colorizers = {name: pool.get(name) for name in pool.names()}
-        descriptions = {name: pool.describe(name) for name in pool.names()}
+        needed = default_models(pool.names())  # only the default study's models load now; others on first use
+        colorizers = {name: pool.get(name) for name in needed}
+        descriptions = {name: pool.describe(name) for name in needed}
         if build_in_background and colorizers and default_study_name(factory) is None:
             build = DefaultStudyBuild(factory, colorizers, descriptions, progress=study_progress).start()
             design = default_design()

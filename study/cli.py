@@ -133,7 +133,9 @@ def _run_simulate(args, engine, factory) -> int:
         from colorizer import Colorizer
         from colorizer.weights import read_info, shipped_weights
 
-        shipped = shipped_weights()
+        from study.defaults import default_models
+
+        shipped = {name: path for name, path in shipped_weights().items() if name in default_models(shipped_weights())}
         ensure_default_study(factory, {name: Colorizer(path) for name, path in shipped.items()},
                              {name: read_info(path).description for name, path in shipped.items()}, progress=True)
     if args.power:

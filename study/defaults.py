@@ -18,8 +18,23 @@ log = logging.getLogger(__name__)
 DEFAULT_STUDY = "default"
 
 
+# The default study's conditions: the default model, its vivid decoding, and DeepColor's two systems whose public
+# acceptance the paper published (U-Net 53%, DenseNet 46%), so the report can set ours beside theirs. Four
+# conditions keep 11 photos per condition per participant; every other shipped model is one `study build` away.
+DEFAULT_MODELS = ("balanced", "vivid", "deepcolor-unet", "deepcolor-densenet")
+
+
 def default_design() -> StudyDesign:
-    return StudyDesign(name=DEFAULT_STUDY)
+    """Two-alternative forced choice (Zhang et al. 2016's fool rate; 50% = indistinguishable from real): every trial
+    shows a real photo beside a colorized one, so no base rate of real photos needs choosing and an accurate
+    participant answers both sides equally often."""
+    return StudyDesign(name=DEFAULT_STUDY, mode="2afc")
+
+
+def default_models(available) -> list[str]:
+    """The ``DEFAULT_MODELS`` among ``available`` names (in that order); with none of them, the first available."""
+    chosen = [name for name in DEFAULT_MODELS if name in available]
+    return chosen or list(available)[:1]
 
 
 def default_study_name(factory: sessionmaker[Session]) -> str | None:
@@ -30,8 +45,8 @@ def default_study_name(factory: sessionmaker[Session]) -> str | None:
 
 def ensure_default_study(factory: sessionmaker[Session], colorizers: dict, descriptions: dict | None = None,
                          progress: bool = False, on_photo=None) -> str | None:
-    """Builds the default study (the shipped photo set of ``study/default_photos``, every given model) unless one
-    exists. Conditions: the real photos and every given model (the app passes every shipped model).
+    """Builds the default study (the shipped photo set of ``study/default_photos``, ``default_design``) unless one
+    exists, with the ``DEFAULT_MODELS`` among ``colorizers``.
 
     Returns the default study's name, or None when there are no models to build it with. ``on_photo(done, total)``
     follows the build. It is one transaction: an interrupted build leaves nothing behind and runs again next time.
@@ -42,6 +57,7 @@ def ensure_default_study(factory: sessionmaker[Session], colorizers: dict, descr
     if not colorizers:
         log.warning("no models: the default study cannot be built")
         return None
+    colorizers = {name: colorizers[name] for name in default_models(colorizers)}
     try:
         photos = default_photos()
         log.warning("building the default study: %d photos x %d models (once per database)", len(photos),

@@ -303,7 +303,7 @@ def test_browser_participant_completes_the_study(running_app):
                 page.screenshot(path=str(ARTIFACTS / "study_trial.png"), full_page=True)
             time.sleep(0.35)
             last = trial
-            page.click("#answer-real")
+            page.click("#answer-row button >> nth=0")  # "Left is real" (2AFC) or "Real photo"
         assert feedback_checked
         assert "completion code" in page.locator("#study-done").inner_text()
         page.screenshot(path=str(ARTIFACTS / "study_done.png"), full_page=True)
@@ -324,7 +324,7 @@ def test_browser_double_click_answers_one_trial_and_a_second_id_starts_afresh(ru
         seen: set = set()
         state = _wait_for_next_screen(page, seen)
         before = len([r for r in _responses(database) if r[2] is not None])
-        page.dblclick("#answer-real", delay=40)  # a human double click: two clicks 40 ms apart
+        page.dblclick("#answer-row button >> nth=0", delay=40)  # a human double click: two clicks 40 ms apart
         time.sleep(2.0)  # long enough for the reply and for a wrongly accepted second answer to be stored
         after = [r for r in _responses(database) if r[2] is not None]
         assert len(after) == before + 1
@@ -346,6 +346,41 @@ def test_browser_double_click_answers_one_trial_and_a_second_id_starts_afresh(ru
         assert not page.locator("#consent-box input").is_visible()
     participants = {r[4] for r in _responses(database)}
     assert len(participants) >= 2
+
+
+@pytest.mark.slow
+def test_browser_held_enter_answers_one_trial(running_app):
+    """Keyboard auto-repeat (a held Enter on an answer button) stores one answer, not one per repeat."""
+    url, database, app = running_app
+    with browser_page(1100) as page:
+        page.goto(url + "?PROLIFIC_PID=key-holder")
+        page.wait_for_selector("#consent-box input", timeout=60_000)
+        page.click("#consent-box input")
+        page.click("#start-study")
+        seen: set = set()
+        state = _wait_for_next_screen(page, seen)
+        while state == "feedback" or "Practice" in page.locator("#trial-progress").inner_text():
+            if state == "feedback":  # practice answers wait for "Continue": hold the key on a main trial instead
+                page.click("#study-continue")
+                page.wait_for_selector("#study-continue", state="hidden", timeout=30_000)
+            else:
+                seen.add(state)
+                page.click("#answer-row button >> nth=0")
+            state = _wait_for_next_screen(page, seen)
+        before = len([r for r in _responses(database) if r[2] is not None])
+        page.focus("#answer-row button >> nth=0")
+        page.keyboard.down("Enter")
+        for _ in range(12):  # what a held key sends: keydown events with event.repeat set, ~30 a second
+            time.sleep(0.03)
+            page.keyboard.down("Enter")
+        time.sleep(1.5)
+        page.keyboard.up("Enter")
+        time.sleep(1.0)
+        after = [r for r in _responses(database) if r[2] is not None]
+        assert len(after) == before + 1
+        assert page.locator("#study-continue").is_visible() or page.locator("#stimulus .trial").get_attribute(
+            "data-trial") != state
+        page.screenshot(path=str(ARTIFACTS / "study_after_held_enter.png"), full_page=True)
 
 
 def test_exported_report_is_encrypted_with_the_password(tmp_path, tiny_colorizer):
