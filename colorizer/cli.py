@@ -194,7 +194,7 @@ def _run_models(args) -> int:
 
 
 def _add_samples(subparsers) -> None:
-    p = subparsers.add_parser("samples", help="write scikit-image's sample photos to a folder, to try the commands on")
+    p = subparsers.add_parser("samples", help="write sample photos to a folder (historical ones, and scikit-image's), to try the commands on")
     p.add_argument("--out", required=True, help="writes OUT/color/*.png and OUT/gray/*.png")
 
 
@@ -212,7 +212,15 @@ def _run_samples(args) -> int:
         for name, array in images.items():
             Image.fromarray(np.asarray(array)[..., :3] if np.ndim(array) == 3 else np.asarray(array)).save(
                 out / folder / f"{name}.png")
-    print(f"wrote {len(color)} colour photos to {out / 'color'} and {len(gray)} black-and-white ones to {out / 'gray'}")
+    import shutil
+
+    from demo.examples import HISTORICAL_DIR, historical_examples
+
+    (out / "historical").mkdir(parents=True, exist_ok=True)
+    for path in [*historical_examples(), HISTORICAL_DIR / "SOURCES.md"]:
+        shutil.copy(path, out / "historical" / path.name)
+    print(f"wrote {len(color)} colour photos to {out / 'color'}, {len(gray)} black-and-white ones to {out / 'gray'} "
+          f"and {len(historical_examples())} historical photos to {out / 'historical'} (sources in its SOURCES.md)")
     return 0
 
 

@@ -156,8 +156,8 @@ def build_colorize_tab(pool: ModelPool, examples: list[Path]) -> None:
             source = RawImage(label="Black-and-white photo", type="filepath", sources=["upload", "clipboard"],
                               height=360, elem_id="source-image")
             if examples:
-                gr.Examples(examples=[[str(p)] for p in examples], inputs=[source], label="Examples (scikit-image)",
-                            examples_per_page=8)
+                gr.Examples(examples=[[str(p)] for p in examples], inputs=[source], examples_per_page=14,
+                            label="Examples: historical photos, and two colour ones to compare with the truth")
             model = gr.Dropdown(model_choices(pool), value=pool.default, label="Model", elem_id="model-picker",
                                 info="This project's models first, then the five source papers' systems "
                                      "as trained here; each model's card is weights/<name>.md")
