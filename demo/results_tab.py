@@ -149,7 +149,10 @@ def export_handler(access: ResultsAccess, engine: Engine, study_name: Optional[s
         bundle.setpassword(password.encode())
         for file in files:
             bundle.write(file, file.name)
-    shutil.rmtree(folder / "report")  # only the encrypted archive stays on disk
+    shutil.rmtree(folder / "report")  # only the encrypted archive stays on disk, and only for EXPORT_MAX_AGE_S
+    timer = threading.Timer(EXPORT_MAX_AGE_S, shutil.rmtree, args=(folder,), kwargs={"ignore_errors": True})
+    timer.daemon = True
+    timer.start()
     return archive
 
 

@@ -107,28 +107,62 @@ def analyse(engine: Engine, study_name: str | None = None, bootstrap_repeats: in
         exclusions=analysis.exclusion_summary(trials, rules), simulated_participants=simulated)
 
 
+# Published single-image public acceptance of systems the source papers report (DeepColor, paper 002; Deep
+# Koalarization, which Manipal's system follows): drawn as reference marks beside our conditions of the same system.
+PUBLISHED_ACCEPTANCE = {"deepcolor-unet": ("DeepColor U-Net", 0.53), "deepcolor-densenet": ("DeepColor DenseNet", 0.46),
+                        "manipal-fusion": ("Deep Koalarization", 0.4587)}
+
+# What each column of the acceptance table means, for report.md and report.html.
+COLUMN_MEANINGS = {
+    "condition": "the real photos, or a model (by name; its weights' SHA-256 is in the conditions table)",
+    "n": "answered main trials of kept participants",
+    "judged_real": "trials in which the shown (single) or colorized (2AFC) photo was taken for real",
+    "rate": "judged_real / n: public acceptance (single) or fool rate (2AFC; 50% = indistinguishable)",
+    "ci_low, ci_high": "95% interval from a logistic model with participants and photos as crossed clusters",
+    "p_vs_half": "2AFC: the test of the fool rate against 50% (same model)",
+    "wilson_naive_low, wilson_naive_high": "Wilson interval treating every trial as independent: too narrow",
+    "bootstrap_low, bootstrap_high": "a second interval: resampling participants and photos (cluster bootstrap)",
+    "relative_to_real": "single mode: the model's rate divided by the real photos' rate (1 = as real as real)",
+    "d_prime": "single mode: sensitivity z(hit) - z(false alarm), real photos as signal; 0 = indistinguishable",
+    "criterion": "single mode: the bias -(z(hit) + z(false alarm)) / 2; negative = inclined to answer 'real'",
+}
+
+
 def acceptance_chart(report: StudyReport, path: Path | None = None):
-    """Bar chart of acceptance (or fool rate) per condition with the primary 95% intervals (clustered by participant
-    and photo); saved if ``path``."""
+    """Horizontal bars of acceptance (or fool rate) per condition with the primary 95% intervals (clustered by
+    participant and photo), readable with a dozen conditions; published rates of the same systems as marks. Saved
+    if ``path``."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     table = report.acceptance
-    figure, axis = plt.subplots(figsize=(6.4, 3.6))
-    if len(table):
-        colors = ["#6b7280" if c == "real" else "#d97706" for c in table["condition"]]
-        errors = [(table["rate"] - table["ci_low"]).fillna(0), (table["ci_high"] - table["rate"]).fillna(0)]
-        axis.bar(table["condition"], table["rate"] * 100, yerr=[e * 100 for e in errors], capsize=6, color=colors)
-        for x, (rate, n) in enumerate(zip(table["rate"], table["n"])):
-            axis.text(x, 2, f"{rate:.0%}\nn={n}", ha="center", va="bottom", color="white", fontsize=9)
+    rows = max(len(table), 1)
+    figure, axis = plt.subplots(figsize=(7.2, 1.2 + 0.42 * rows))
     two_afc = report.study["mode"] == "2afc"
+    if len(table):
+        positions = list(range(len(table)))[::-1]  # first condition on top
+        colors = ["#6b7280" if c == "real" else "#d97706" for c in table["condition"]]
+        errors = [(table["rate"] - table["ci_low"]).fillna(0) * 100, (table["ci_high"] - table["rate"]).fillna(0) * 100]
+        axis.barh(positions, table["rate"] * 100, xerr=errors, capsize=4, color=colors, height=0.6)
+        axis.set_yticks(positions, [str(c) for c in table["condition"]], fontsize=9)
+        for y, (rate, n) in zip(positions, zip(table["rate"], table["n"])):
+            axis.text(1.5, y, f"{rate:.0%}  n={n}", va="center", ha="left", color="white", fontsize=8)
+        marked = False
+        for y, condition in zip(positions, table["condition"]):
+            if condition in PUBLISHED_ACCEPTANCE and not two_afc:
+                name, rate = PUBLISHED_ACCEPTANCE[condition]
+                axis.plot([rate * 100], [y], marker="D", linestyle="none", color="black", markersize=6,
+                          label=None if marked else "published acceptance of the same system")
+                marked = True
+        if marked:
+            axis.legend(loc="lower right", fontsize=7)
     if two_afc:
-        axis.axhline(50, color="black", linestyle="--", linewidth=1, label="indistinguishable (50%)")
-        axis.legend(loc="upper right", fontsize=8)
-    axis.set_ylabel("fooled: fake picked as real (%)" if two_afc else "judged real (%)")
-    axis.set_ylim(0, 100)
+        axis.axvline(50, color="black", linestyle="--", linewidth=1)
+        axis.text(50.5, -0.9 if len(table) else 0, "indistinguishable (50%)", fontsize=7)
+    axis.set_xlabel("fooled: colorized photo picked as real (%)" if two_afc else "judged real (%)")
+    axis.set_xlim(0, 100)
     axis.set_title(f"{report.study['name']}: {'fool rate' if two_afc else 'public acceptance'} "
                    "(95% CI, clustered by participant and photo)", fontsize=9)
     figure.tight_layout()
@@ -136,6 +170,13 @@ def acceptance_chart(report: StudyReport, path: Path | None = None):
         figure.savefig(path, dpi=110)
         plt.close(figure)
     return figure
+
+
+def column_meanings(table: pd.DataFrame) -> list[tuple[str, str]]:
+    """(column, meaning) for the acceptance table's columns that are present."""
+    present = set(table.columns)
+    return [(name, meaning) for name, meaning in COLUMN_MEANINGS.items()
+            if any(part.strip() in present for part in name.split(","))]
 
 
 def format_p(value) -> str:
@@ -229,6 +270,10 @@ Each model's weights file (with its preset) by SHA-256: a shipped name can later
 ![chart]({chart_name})
 
 {_markdown_table(report.acceptance)}
+What the columns mean:
+
+{chr(10).join(f"- `{name}`: {meaning}" for name, meaning in column_meanings(report.acceptance))}
+{_published_note(s['mode'])}
 ## Pairwise model differences (photo-level label-flip test, Holm-corrected)
 
 {_markdown_table(report.pairwise)}
@@ -243,6 +288,14 @@ Each model's weights file (with its preset) by SHA-256: a shipped name can later
 {_markdown_table(report.participants)}"""
 
 
+def _published_note(mode: str) -> str:
+    marks = ", ".join(f"{name} {rate:.1%}" for name, rate in PUBLISHED_ACCEPTANCE.values())
+    if mode == "2afc":
+        return (f"Published single-image acceptance ({marks}) measures another thing than a 2AFC fool rate: it is "
+                "not drawn here.\n")
+    return f"Diamonds on the chart: the published single-image acceptance of the same systems ({marks}).\n"
+
+
 def html_page(report: StudyReport, chart_name: str = "acceptance.png") -> str:
     s = report.study
     sections = [("Conditions", pd.DataFrame(s["condition_details"])),
@@ -253,13 +306,23 @@ def html_page(report: StudyReport, chart_name: str = "acceptance.png") -> str:
                                                                        na_rep="") if frame is not None and len(frame)
                                                        else "<p><em>no data yet</em></p>") for title, frame in sections)
     e = report.exclusions
+    meanings = "".join(f"<dt><code>{html.escape(name)}</code></dt><dd>{html.escape(meaning)}</dd>"
+                       for name, meaning in column_meanings(report.acceptance))
+    simulated = ""
+    if s.get("includes_simulated"):
+        simulated = "<p><strong>This report includes simulated participants: it is a dry run, not a result.</strong></p>"
+    elif report.simulated_participants:
+        simulated = (f"<p>Simulated participants: {report.simulated_participants}, not counted in any number "
+                     "below.</p>")
     return f"""<!doctype html><html><head><meta charset="utf-8"><title>Study report: {html.escape(s['name'])}</title>
 <style>body{{font-family:system-ui,sans-serif;max-width:960px;margin:2em auto;padding:0 1em}}
 table{{border-collapse:collapse;font-size:14px}}td,th{{border:1px solid #ccc;padding:3px 8px}}</style></head><body>
 <h1>Study report: {html.escape(s['name'])}</h1>
 <p>Mode {html.escape(s['mode'])}; participants {e['participants_before']} before and {e['participants_after']} after
-exclusions; main trials {e['trials_before']} before and {e['trials_after']} after.</p>
-<img src="{chart_name}" alt="acceptance chart" style="max-width:100%">{body}</body></html>"""
+exclusions; main trials {e['trials_before']} before and {e['trials_after']} after.</p>{simulated}
+<img src="{chart_name}" alt="acceptance chart" style="max-width:100%">
+<h2>What the acceptance table's columns mean</h2><dl>{meanings}</dl>
+<p>{html.escape(_published_note(s['mode']))}</p>{body}</body></html>"""
 
 
 def dictionary_frame() -> pd.DataFrame:

@@ -298,6 +298,10 @@ def test_simulated_2afc_study_and_report_files(tmp_path, photos, tiny_colorizer)
     assert pd.read_csv(tmp_path / "real-only" / "participants.csv").empty
     files = write_report(engine, tmp_path / "report", name, bootstrap_repeats=50, include_simulated=True)
     assert "dry run" in (tmp_path / "report" / "report.md").read_text()
+    page = (tmp_path / "report" / "report.html").read_text()
+    assert "dry run" in page and "relative_to_real" not in page  # 2AFC has no relative-to-real column to explain
+    assert "<code>ci_low, ci_high</code>" in page and "crossed clusters" in page
+    assert "Simulated participants: 12, not counted" in (tmp_path / "real-only" / "report.html").read_text()
     names = {f.name for f in files}
     assert names == {"trials.csv", "participants.csv", "acceptance.csv", "pairwise.csv", "per_photo.csv",
                      "correlations.csv", "data_dictionary.csv", "acceptance.png", "summary.json", "report.md",
@@ -492,6 +496,27 @@ def test_a_perfect_participant_is_never_excluded_and_an_always_colorized_one_is(
     assert not analysis.participant_table(perfect, DEFAULT_RULES)["excluded"].any()
     people = analysis.participant_table(biased, DEFAULT_RULES)
     assert people["excluded"].all() and people["reasons"].str.contains("same answer").all()
+
+
+def test_chart_labels_stay_readable_with_eleven_conditions_and_published_marks(tmp_path):
+    from study.report import StudyReport, acceptance_chart
+
+    names = ["real", "balanced", "vivid", "deepcolor-unet", "deepcolor-mobilenet", "deepcolor-densenet",
+             "organic-cgan", "organic-resnet18", "ucsd-vgg16", "brown-vgg19", "manipal-fusion"]
+    acceptance = pd.DataFrame({"condition": names, "n": 40, "rate": np.linspace(0.8, 0.2, 11),
+                               "ci_low": np.linspace(0.7, 0.1, 11), "ci_high": np.linspace(0.9, 0.3, 11)})
+    report = StudyReport({"name": "eleven", "mode": "single"}, *(pd.DataFrame(),) * 2, acceptance,
+                         *(pd.DataFrame(),) * 3, {})
+    figure = acceptance_chart(report)
+    figure.canvas.draw()
+    renderer = figure.canvas.get_renderer()
+    axis = figure.axes[0]
+    boxes = [label.get_window_extent(renderer) for label in axis.get_yticklabels()]
+    assert [label.get_text() for label in axis.get_yticklabels()] == names
+    assert not any(a.overlaps(b) for i, a in enumerate(boxes) for b in boxes[i + 1:])
+    marks = [line for line in axis.get_lines() if line.get_marker() == "D"]
+    assert len(marks) == 3  # DeepColor's U-Net and DenseNet, Deep Koalarization (manipal-fusion)
+    figure.savefig(tmp_path / "eleven.png")
 
 
 def test_metric_correlation_direction():
