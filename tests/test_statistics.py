@@ -4,6 +4,7 @@ app assigns it), analysed thousands of times. The clustered intervals must cover
 which is why it is not the primary one. Deterministic (seeded): runs in about a minute on two cores."""
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from study.clustered import condition_rates, pairwise_tests
@@ -53,3 +54,27 @@ def test_two_afc_fool_rate_at_chance_is_rejected_five_percent_of_the_time():
         rejected_pair += pairwise_tests(frame, ["a", "b"], repeats=1000)["p_value"].iloc[0] < 0.05
     assert 0.03 <= rejected_half / REPEATS <= 0.07, rejected_half / REPEATS
     assert 0.03 <= rejected_pair / REPEATS <= 0.07, rejected_pair / REPEATS
+
+
+def test_holm_p_values_are_not_floored_with_many_pairs():
+    """Ten conditions (45 pairs): a difference no flip can match gets a Holm p well below 0.05, not the
+    45 / (1 + repeats) floor of a random-flip test."""
+    rows = []
+    conditions = [f"m{i}" for i in range(10)]
+    for photo in range(40):
+        for participant in range(10):
+            condition = conditions[(photo + participant) % 10]
+            judged = condition == "m0" or (condition != "m1" and (photo + participant) % 3 == 0)
+            rows.append({"participant_id": participant, "photo_id": photo, "condition": condition,
+                         "judged_real": judged})
+    table = pairwise_tests(pd.DataFrame(rows), conditions, repeats=1000)
+    smallest = table.loc[(table["model_a"] == "m0") & (table["model_b"] == "m1"), "p_holm"].iloc[0]
+    assert smallest < 0.005
+
+
+def test_few_photos_get_an_exact_flip_p():
+    from study.clustered import label_flip_test
+
+    # four photos, each shown as a and as b: a always judged real, b never; all 16 flips enumerated
+    frame = pd.DataFrame([{"photo_id": p, "condition": c, "judged_real": c == "a"} for p in range(4) for c in "ab"])
+    assert label_flip_test(frame, "a", "b", repeats=1000) == pytest.approx(2 / 16)  # only all-kept and all-flipped
