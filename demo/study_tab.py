@@ -8,6 +8,7 @@ so a double click or a late resubmit can only re-answer the trial it was meant f
 
 from __future__ import annotations
 
+import html
 import json
 import logging
 from dataclasses import dataclass
@@ -201,8 +202,12 @@ def screen_for(state: ParticipantState, service: StudyService) -> Screen:
                       answers_visible=False, continue_visible=True)
     if state.done:
         code = state.completion_code or ""
+        after = "You may close this page."
+        if state.completion_url:
+            link = html.escape(state.completion_url.replace("{code}", code), quote=True)
+            after = f'<a href="{link}" id="completion-link">Return to the study site</a> to record your participation.'
         return Screen(False, False, True, done=f"## Thank you!\nYou have finished the study. Your completion code is "
-                      f"**`{code}`**.\n\nYou may close this page.", token=state.token)
+                      f"**`{code}`**.\n\n{after}", token=state.token)
     return Screen(False, True, False, progress=progress_text(state.trial), stimulus=trial_html(state.trial, service),
                   token=state.token)
 
@@ -244,7 +249,8 @@ def resume_handler(service: StudyService, token: Optional[str], external_id: Opt
         state = service.resume(token, external_id)
     except StudyError:
         return Screen(True, False, False)  # a token from another database or another participant: start afresh
-    return screen_for(ParticipantState(state.token, state.trial, state.completion_code), service)
+    return screen_for(ParticipantState(state.token, state.trial, state.completion_code,
+                                       completion_url=state.completion_url), service)
 
 
 MAX_TRIAL_ID = 2 ** 62  # far above any row id, far below what the database's integers hold
@@ -305,7 +311,9 @@ def build_study_tab(service: StudyService, study_name: Optional[str],
     mode = info["mode"]
     token = gr.Textbox(visible=False)
     with gr.Column(visible=True) as consent_view:
-        gr.Markdown("## Real photo or colorized?\n" + INSTRUCTIONS[mode] + "\n\nPlease take part only if you have "
+        timing = (f" The photos disappear after {info['display_ms'] / 1000:g} s: look while they are there, then "
+                  "answer." if info.get("display_ms") else "")
+        gr.Markdown("## Real photo or colorized?\n" + INSTRUCTIONS[mode] + timing + "\n\nPlease take part only if you have "
                     "normal (or corrected-to-normal) colour vision, on a screen at normal brightness.")
         gr.Markdown(CONSENT_TEXT)
         consent = gr.Checkbox(label="I have read the above and agree to take part.", elem_id="consent-box")

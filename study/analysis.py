@@ -63,7 +63,8 @@ def load_trials(engine: Engine, study_name: str | None = None, include_simulated
     for metric in METRICS:
         frame[f"fake_{metric}"] = np.where(frame["mode"] == "2afc",
                                            np.where(fake_first, frame[metric], frame[f"other_{metric}"]), frame[metric])
-    frame["answered"] = frame["answer"].notna()
+    frame["interrupted"] = frame["answer"] == "interrupt"  # a timed trial cut short by a reload: left out
+    frame["answered"] = frame["answer"].notna() & ~frame["interrupted"]
     return frame
 
 
@@ -132,7 +133,8 @@ def participant_table(trials: pd.DataFrame, rules: dict) -> pd.DataFrame:
         counted = answered[answered["kind"] != "practice"]
         sentinels = counted[counted["kind"] == "sentinel"]
         main = counted[counted["kind"] == "main"]
-        complete = bool(group["answered"].all())
+        interrupted = group["interrupted"] if "interrupted" in group else False
+        complete = bool((group["answered"] | interrupted).all())  # an interrupted trial was shown: not unfinished
         sentinel_accuracy = float(sentinels["correct"].mean()) if len(sentinels) else math.nan
         median_ms = float(counted["response_ms"].median()) if counted["response_ms"].notna().any() else math.nan
         reasons = []

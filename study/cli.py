@@ -35,6 +35,9 @@ def build_parser() -> argparse.ArgumentParser:
     build.add_argument("--practice-photos", type=int, default=1)
     build.add_argument("--sentinel-fraction", type=float, default=0.1)
     build.add_argument("--seed", type=int, default=0)
+    build.add_argument("--completion-url", default=None,
+                       help="send finished participants here, {code} replaced by their completion code (Prolific: "
+                            "'https://app.prolific.com/submissions/complete?cc=YOURCODE')")
     build.add_argument("--real-chroma", choices=["band_limited", "original"], default="band_limited",
                        help="real stimuli's chroma: at the models' resolution (default; no JPEG chroma blocks a "
                             "participant could spot) or as in the photo")
@@ -77,7 +80,8 @@ def _run_build(args, factory) -> int:
     photos = folder_photos(args.images) if args.images else default_photos()
     design = StudyDesign(name=args.name, mode=args.mode, presentation=args.presentation, display_ms=args.display_ms,
                          size=args.size, practice_photos=args.practice_photos,
-                         sentinel_fraction=args.sentinel_fraction, seed=args.seed, real_chroma=args.real_chroma)
+                         sentinel_fraction=args.sentinel_fraction, seed=args.seed, real_chroma=args.real_chroma,
+                         completion_url=args.completion_url)
     from tqdm import tqdm
 
     with factory.begin() as session, tqdm(total=len(photos), desc="building stimuli", unit="photo") as bar:

@@ -43,6 +43,7 @@ DEFAULT_RULES = {
     # right: straight-lining, judged against the participant's own trial mix (analysis.is_straight_lining)
     "require_complete": True,  # incomplete sessions are excluded
 }
+INTERRUPTED = "interrupt"  # the stored answer of a timed trial a reload cut short (never shown twice)
 ABANDON_AFTER = timedelta(minutes=30)  # an active participant silent this long frees their list slot
 
 
@@ -256,6 +257,32 @@ def trial_count(session: Session, participant_id: int, kind: Optional[str] = Non
     if kind is not None:
         query = query.where(Trial.kind == kind)
     return session.scalar(query) or 0
+
+
+_MARK_SHOWN = (update(_trials).where(_trials.c.id == bindparam("trial_id"), _trials.c.shown_at.is_(None))
+               .values(shown_at=bindparam("now")))
+_SHOWN_AT = select(_trials.c.shown_at).where(_trials.c.id == bindparam("trial_id"))
+
+
+def mark_shown(session: Session, trial_id: int) -> None:
+    """Records that a timed trial is on screen now (the first time only)."""
+    session.execute(_MARK_SHOWN, {"trial_id": trial_id, "now": utcnow()})
+
+
+def was_shown(session: Session, trial_id: int) -> bool:
+    return session.scalar(_SHOWN_AT, {"trial_id": trial_id}) is not None
+
+
+def record_interrupted(session: Session, trial_id: int, study: Study) -> None:
+    """A timed trial already shown, then cut short by a reload: stored as interrupted (it is not shown again, so its
+    exposure stays what the design says); analysis leaves it out."""
+    values = dict(trial_id=trial_id, answer=INTERRUPTED, judged_real=False, correct=False, response_ms=None,
+                  intended_display_ms=study.display_ms, measured_display_ms=None, created_at=utcnow())
+    dialect = session.get_bind().dialect.name
+    if dialect in _INSERT_ONCE:
+        session.execute(_INSERT_ONCE[dialect], values)
+    elif session.scalar(select(Response.id).where(Response.trial_id == trial_id)) is None:
+        session.execute(Response.__table__.insert().values(**values))
 
 
 def score(mode: str, answer: str, shown_is_real: bool, real_side: int | None) -> tuple[bool, bool]:

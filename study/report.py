@@ -60,7 +60,9 @@ DATA_DICTIONARY = {
     "fake_ssim": ("SSIM of the colorized image of the trial", "float", "", "-1 .. 1, empty"),
     "fake_mse": ("MSE of the colorized image of the trial", "float", "", ">= 0, empty"),
     "fake_colorfulness": ("colourfulness of the colorized image of the trial", "float", "", ">= 0, empty"),
-    "answered": ("the trial has a response", "boolean", "", "true, false"),
+    "answered": ("the trial has a response (not counting an interrupted one)", "boolean", "", "true, false"),
+    "interrupted": ("a timed trial shown, then cut short by a reload: never shown again, left out", "boolean", "",
+                    "true, false"),
 }
 
 

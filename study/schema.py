@@ -56,6 +56,7 @@ class Study(Base):
     is_default: Mapped[bool] = mapped_column(Boolean, default=False)
     id_salt: Mapped[str] = mapped_column(String(64))  # salt of external-id hashes (never exported)
     practice_trials: Mapped[int] = mapped_column(Integer, default=2)
+    completion_url: Mapped[Optional[str]] = mapped_column(String(500))  # e.g. Prolific's ...?cc={code}
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
     conditions: Mapped[list["StudyModel"]] = relationship(back_populates="study", order_by="StudyModel.position")
@@ -159,6 +160,7 @@ class Trial(Base):
     stimulus_id: Mapped[int] = mapped_column(ForeignKey("stimuli.id"), index=True)
     other_stimulus_id: Mapped[Optional[int]] = mapped_column(ForeignKey("stimuli.id"), index=True)
     real_side: Mapped[Optional[int]] = mapped_column(Integer)  # 2AFC: 0 if ``stimulus`` is the real one, else 1
+    shown_at: Mapped[Optional[datetime]] = mapped_column(UTCDateTime)  # timed studies: first put on screen
 
     participant: Mapped[Participant] = relationship(back_populates="trials")
     stimulus: Mapped[Stimulus] = relationship(foreign_keys=[stimulus_id])
@@ -171,7 +173,8 @@ class Response(Base):
 
     id: Mapped[int] = mapped_column(primary_key=True)
     trial_id: Mapped[int] = mapped_column(ForeignKey("trials.id"), unique=True)  # once per trial
-    answer: Mapped[str] = mapped_column(String(10))  # single: "real"/"fake"; 2afc: "0"/"1" (side chosen as real)
+    answer: Mapped[str] = mapped_column(String(10))  # single: "real"/"fake"; 2afc: "0"/"1" (side chosen as real);
+    # "interrupt": a timed trial shown before a reload, never shown again (excluded by a rule fixed in advance)
     judged_real: Mapped[bool] = mapped_column(Boolean)  # single: said "real"; 2afc: picked the fake as real
     correct: Mapped[bool] = mapped_column(Boolean)
     response_ms: Mapped[Optional[float]] = mapped_column(Float)  # measured in the browser

@@ -71,6 +71,7 @@ class ParticipantState:
     completion_code: Optional[str] = None
     feedback: Optional[str] = None  # after a practice answer
     duplicate: bool = False  # the answer was for a trial already answered (double click, resubmit)
+    completion_url: Optional[str] = None  # where a finished participant goes back to ({code} filled in)
 
     @property
     def done(self) -> bool:
@@ -130,6 +131,11 @@ class StudyService:
                 if participant.external_id_hash != protocol.hash_external_id(study, external_id):
                     raise protocol.StudyError("This browser's saved session belongs to another participant.")
             protocol.touch(session, participant)
+            study = self._study(session, participant.study_id)
+            if study.display_ms:  # a timed trial already shown before this reload is not shown again
+                while (pending := protocol.next_trial(session, participant.id)) is not None and \
+                        protocol.was_shown(session, pending.id):
+                    protocol.record_interrupted(session, pending.id, study)
             return self._state(session, participant)
 
     def answer(self, token: Optional[str], trial_id: int, answer: str, response_ms: float | None = None,
@@ -141,7 +147,9 @@ class StudyService:
             result = protocol.record_response(session, participant, int(trial_id), answer, response_ms,
                                               measured_display_ms, study)
             feedback = self._practice_feedback(study, result) if result.created and result.kind == "practice" else None
-            return self._state(session, participant, feedback=feedback, duplicate=not result.created)
+            # after practice feedback the next trial waits for "Continue" (a resume): it is not on screen yet
+            return self._state(session, participant, feedback=feedback, duplicate=not result.created,
+                               showing=feedback is None)
 
     def image_png(self, public_id: str) -> bytes:
         """A stimulus as stored (compressed PNG), by its opaque id (cached: stimuli never change)."""
@@ -172,12 +180,14 @@ class StudyService:
         return f"{verdict} The real photo was the {side[result.real_side]} one. (Practice: not counted.)"
 
     def _state(self, session: Session, participant: protocol.ParticipantRow, feedback: str | None = None,
-               duplicate: bool = False) -> ParticipantState:
+               duplicate: bool = False, showing: bool = True) -> ParticipantState:
         trial = protocol.next_trial(session, participant.id)
+        study = self._study(session, participant.study_id)
         if trial is None:
             code = protocol.finish(session, participant)
-            return ParticipantState(participant.token, None, code, feedback, duplicate)
-        study = self._study(session, participant.study_id)
+            return ParticipantState(participant.token, None, code, feedback, duplicate, study.completion_url)
+        if study.display_ms and showing:
+            protocol.mark_shown(session, trial.id)
         if participant.id not in self._trial_counts:
             self._trial_counts[participant.id] = (protocol.trial_count(session, participant.id),
                                                   protocol.trial_count(session, participant.id, kind="practice"))

@@ -161,6 +161,8 @@ class StudyDesign:
     sentinel_fraction: float = 0.1  # share of photos kept for sentinel trials (at least one)
     practice_trials: int = 3  # an obvious fake, a real photo and a real model's colorization
     rules: dict | None = None  # exclusion rules; None -> study.protocol.DEFAULT_RULES
+    completion_url: str | None = None  # where finished participants go, "{code}" replaced by their completion code
+    # (Prolific: https://app.prolific.com/submissions/complete?cc=CODE, with the study's own code)
     real_chroma: str = "band_limited"  # "band_limited": real stimuli get the models' chroma bandwidth (no JPEG
     # chroma blocks, no sharper chroma than a model can give); "original": the photo as it is
     seed: int = 0  # which photos become practice / sentinel photos
@@ -174,6 +176,8 @@ class StudyDesign:
             raise ValueError(f"display_ms must be positive or None, got {self.display_ms}")
         if self.real_chroma not in ("band_limited", "original"):
             raise ValueError(f"real_chroma must be 'band_limited' or 'original', got {self.real_chroma!r}")
+        if self.completion_url and not self.completion_url.startswith(("https://", "http://")):
+            raise ValueError(f"completion_url must be an http(s) address, got {self.completion_url!r}")
         if self.size < 32:
             raise ValueError(f"stimulus size must be at least 32, got {self.size}")
 
@@ -210,7 +214,8 @@ def build_study(session: Session, design: StudyDesign, photos: Sequence[tuple[st
     study = Study(name=design.name, mode=design.mode, presentation=design.presentation, display_ms=design.display_ms,
                   consent_version=CONSENT_VERSION, exclusion_rules=dict(design.rules or DEFAULT_RULES),
                   list_count=len(conditions), stimulus_size=design.size, is_default=is_default,
-                  id_salt=secrets.token_hex(16), practice_trials=design.practice_trials)
+                  id_salt=secrets.token_hex(16), practice_trials=design.practice_trials,
+                  completion_url=design.completion_url)
     session.add(study)
     for position, name in enumerate(["real", *colorizers]):
         session.add(StudyModel(study=study, name=name, position=position, is_real=name == "real",

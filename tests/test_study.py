@@ -219,6 +219,46 @@ def test_an_external_id_over_the_limit_is_refused_not_cut(single_study):
         service.start(name, True, external_id=base + "x")
 
 
+def test_a_timed_trial_cut_short_by_a_reload_is_not_shown_again(database_url, photos, tiny_colorizer):
+    engine = make_engine(database_url)
+    factory = make_session_factory(engine)
+    name = build(factory, photos, tiny_colorizer, name="timed", mode="2afc", display_ms=1000)
+    service = StudyService(factory)
+    state = service.start(name, True)
+    while state.trial.is_practice:  # practice feedback, then "Continue" (a resume): nothing is interrupted there
+        state = service.answer(state.token, state.trial.trial_id, "0", 900)
+        state = service.resume(state.token)
+    shown = state.trial.trial_id
+    after_reload = service.resume(state.token)  # the page reloads while the timed pair is (or was) on screen
+    assert after_reload.trial.trial_id != shown
+    with factory() as session:
+        answers = dict(session.execute(select(Response.trial_id, Response.answer)).all())
+    assert answers[shown] == "interrupt" and list(answers.values()).count("interrupt") == 1
+    while not after_reload.done:
+        after_reload = service.answer(after_reload.token, after_reload.trial.trial_id, "0", 900)
+    trials = analysis.load_trials(engine, name)
+    people = analysis.participant_table(trials, {"require_complete": True})
+    assert people["complete"].all()  # the interrupted trial does not make the session incomplete
+    assert shown not in set(analysis.analysable(trials, {})["trial_id"])
+    engine.dispose()
+
+
+def test_finished_participants_are_sent_to_the_completion_url(tmp_path, photos, tiny_colorizer):
+    from demo.study_tab import screen_for
+
+    factory = make_session_factory(make_engine(f"sqlite:///{tmp_path / 'c.sqlite'}"))
+    name = build(factory, photos, tiny_colorizer, name="prolific",
+                 completion_url="https://app.prolific.com/submissions/complete?cc=C1234&code={code}")
+    with pytest.raises(ValueError, match="http"):
+        StudyDesign(name="x", completion_url="javascript:alert(1)").validate()
+    service = StudyService(factory)
+    state = service.start(name, True)
+    while not state.done:
+        state = service.answer(state.token, state.trial.trial_id, "real", 900)
+    page = screen_for(state, service).done
+    assert f"cc=C1234&amp;code={state.completion_code}" in page and 'id="completion-link"' in page
+
+
 def test_resume_after_dropped_connection(single_study):
     engine, factory, name = single_study
     service = StudyService(factory)
