@@ -185,6 +185,7 @@ class Screen:
     token: Optional[str] = None
     answers_visible: bool = True
     continue_visible: bool = False  # practice feedback waits for "Continue" under its own trial
+    returning_visible: bool = False  # a plain link on a browser with an unfinished session: whose is it?
 
     def updates(self) -> tuple:
         keep = lambda value: gr.skip() if value is KEEP else value  # noqa: E731
@@ -192,7 +193,7 @@ class Screen:
         return (gr.update(visible=self.consent_visible), gr.update(visible=self.trial_visible),
                 gr.update(visible=self.done_visible), keep(self.progress), keep(self.stimulus),
                 gr.update(visible=self.answers_visible), self.feedback, gr.update(visible=self.continue_visible),
-                self.done, self.message, self.token)
+                self.done, self.message, self.token, gr.update(visible=self.returning_visible))
 
 
 def screen_for(state: ParticipantState, service: StudyService) -> Screen:
@@ -241,11 +242,24 @@ def start_handler(service: StudyService, study_name: Optional[str], consented: b
     return screen_for(state, service)
 
 
-def resume_handler(service: StudyService, token: Optional[str], external_id: Optional[str] = None) -> Screen:
-    """The returning participant's screen (a practice feedback is not repeated: the next trial shows)."""
+RETURNING_MESSAGE = ("**This browser has an unfinished session of this study.** If it is yours, continue it. If "
+                     "you are someone else, tick the box above and press Start: you begin as a new participant.")
+
+
+def resume_handler(service: StudyService, token: Optional[str], external_id: Optional[str] = None,
+                   confirmed: bool = False) -> Screen:
+    """The returning participant's screen (a practice feedback is not repeated: the next trial shows).
+
+    A link with a participant id names who is here. A plain link on a browser holding an unfinished session may be
+    someone else on a shared computer: unless ``confirmed`` ("Continue my session"), the consent page asks."""
     if not token:
         return Screen(True, False, False)
     try:
+        if external_id is None and not confirmed:
+            peek = service.peek(token)
+            if peek.done:
+                return Screen(True, False, False)  # a finished session: whoever is here starts afresh
+            return Screen(True, False, False, message=RETURNING_MESSAGE, returning_visible=True)
         state = service.resume(token, external_id)
     except StudyError:
         return Screen(True, False, False)  # a token from another database or another participant: start afresh
@@ -323,6 +337,7 @@ def build_study_tab(service: StudyService, study_name: Optional[str],
             screen = gr.Dropdown(SCREENS, label="Screen", value=None)
         start = gr.Button("Start", variant="primary", elem_id="start-study")
         message = gr.Markdown(elem_id="study-message")
+        returning = gr.Button("Continue my session", visible=False, elem_id="continue-session")
     with gr.Column(visible=False) as trial_view:
         progress = gr.Markdown(elem_id="trial-progress")
         stimulus = gr.HTML(elem_id="stimulus", js_on_load=STUDY_JS, css_template=TRIAL_CSS)
@@ -341,7 +356,7 @@ def build_study_tab(service: StudyService, study_name: Optional[str],
     with gr.Column(visible=False) as done_view:
         done = gr.Markdown(elem_id="study-done")
     outputs = [consent_view, trial_view, done_view, progress, stimulus, answer_row, feedback, next_button, done,
-               message, token]
+               message, token, returning]
 
     def on_start(consented, age_band, color_vision, screen_type, request: gr.Request):
         return start_handler(service, study_name, consented, age_band, color_vision, screen_type,
@@ -358,8 +373,14 @@ def build_study_tab(service: StudyService, study_name: Optional[str],
                      trigger_mode="once", queue=False)
     resume = lambda value, request: resume_handler(service, value, external_id_from(request)).updates()  # noqa: E731
 
-    def on_continue(token_value, request: gr.Request):
-        return resume(token_value, request)
+    def on_continue(token_value, request: gr.Request):  # after practice feedback: this person, going on
+        return resume_handler(service, token_value, external_id_from(request), confirmed=True).updates()
 
     next_button.click(on_continue, [token], outputs, api_name="study_continue", trigger_mode="once", queue=False)
+
+    def on_returning(token_value, request: gr.Request):
+        return resume_handler(service, token_value, external_id_from(request), confirmed=True).updates()
+
+    returning.click(on_returning, [token], outputs, api_name="study_resume_confirmed", trigger_mode="once",
+                    queue=False)
     return ResumeWiring(token, outputs, resume)

@@ -64,6 +64,9 @@ class TrialView:
     practice_total: int = 0  # practice trials come first; the counter shown to the participant leaves them out
 
 
+_PEEKED = object()  # ``peek``'s stand-in for "a trial is pending" (its view is not built)
+
+
 @dataclass(frozen=True)
 class ParticipantState:
     token: str
@@ -137,6 +140,13 @@ class StudyService:
                         protocol.was_shown(session, pending.id):
                     protocol.record_interrupted(session, pending.id, study)
             return self._state(session, participant)
+
+    def peek(self, token: Optional[str]) -> ParticipantState:
+        """Whether the token's session is finished, without touching it (read only; ``trial`` is not filled in)."""
+        with self.factory() as session:
+            participant = protocol.participant_by_token(session, token)
+            done = participant.status == "completed" or protocol.next_trial(session, participant.id) is None
+            return ParticipantState(participant.token, None if done else _PEEKED, participant.completion_code)
 
     def answer(self, token: Optional[str], trial_id: int, answer: str, response_ms: float | None = None,
                measured_display_ms: float | None = None) -> ParticipantState:

@@ -259,6 +259,24 @@ def test_finished_participants_are_sent_to_the_completion_url(tmp_path, photos, 
     assert f"cc=C1234&amp;code={state.completion_code}" in page and 'id="completion-link"' in page
 
 
+def test_a_plain_link_on_a_shared_browser_asks_whose_session_it_is(single_study):
+    from demo.study_tab import RETURNING_MESSAGE, resume_handler
+
+    engine, factory, name = single_study
+    service = StudyService(factory)
+    state = service.start(name, True)
+    state = service.answer(state.token, state.trial.trial_id, "real", 900)
+    asked = resume_handler(service, state.token, None)
+    assert asked.consent_visible and asked.returning_visible and asked.message == RETURNING_MESSAGE
+    assert not asked.trial_visible
+    mine = resume_handler(service, state.token, None, confirmed=True)
+    assert mine.trial_visible and not mine.returning_visible
+    while not state.done:
+        state = service.answer(state.token, state.trial.trial_id, "real", 900)
+    finished = resume_handler(service, state.token, None)
+    assert finished.consent_visible and not finished.returning_visible and not finished.done_visible
+
+
 def test_resume_after_dropped_connection(single_study):
     engine, factory, name = single_study
     service = StudyService(factory)
