@@ -144,6 +144,46 @@ def colorize_files(paths: list[str] | None, model: str | None, size: int, satura
     return gallery, archive, report
 
 
+COMPARE_DEFAULT = ("balanced", "vivid", "deepcolor-unet", "organic-cgan")  # preselected where shipped
+MAX_COMPARED = 8
+
+
+def compare_models(path: str | None, models: list[str] | None, size: int, pool: ModelPool
+                   ) -> tuple[list[tuple[Image.Image, str]], str]:
+    """One photo by several models side by side: (gallery items captioned with model and time, Markdown). The
+    photo is read once; a model that fails is named, the others still shown."""
+    if not path:
+        raise gr.Error("Please upload a photo first (or pick an example).", title="No photo")
+    models = [m for m in (models or []) if m]
+    if not models:
+        raise gr.Error("Please tick at least one model to compare.", title="No model")
+    if len(models) > MAX_COMPARED:
+        raise gr.Error(f"Please compare at most {MAX_COMPARED} models at a time.", title="Too many")
+    name = Path(path).name
+    try:
+        photo = load_photo(path, pool.get(models[0]).max_pixels)
+    except (InvalidImageError, FileNotFoundError) as error:
+        raise gr.Error(user_message(error, name, path), title="Cannot colorize this file",
+                       print_exception=False) from None
+    items = [(preview(Image.fromarray((photo.gray * 255 + 0.5).astype("uint8"), "L").convert("RGB")), "input")]
+    rows = []
+    for model in models:
+        try:
+            colorizer = pool.get(model)
+            started = time.perf_counter()
+            result = colorizer.colorize_photo(photo, size=int(size))
+            seconds = time.perf_counter() - started
+        except Exception as error:  # one model failing must not hide the others
+            log.exception("comparing with %s failed", model)
+            rows.append(f"| {model} | failed ({type(error).__name__}) |")
+            continue
+        items.append((preview(result.convert("RGB")), f"{model} · {seconds:.2f} s"))
+        rows.append(f"| {model} | {seconds:.2f} s |")
+    text = (f"**{name}** at working size {int(size)} on {pool.get(models[0]).device}:\n\n| model | time |\n|---|---|\n"
+            + "\n".join(rows))
+    return items, text
+
+
 def model_choices(pool: ModelPool) -> list[tuple[str, str]]:
     """Labels name the group ("This project" or "Source papers"), the model and its one-line description."""
     return [(f"{pool.group(name)} · {name}: {pool.describe(name)}", name) for name in pool.names()]
@@ -177,6 +217,14 @@ def build_colorize_tab(pool: ModelPool, examples: list[Path]) -> None:
         archive = gr.DownloadButton("Download all (zip)", visible=False)
         report = gr.Markdown()
 
+    with gr.Accordion("Compare models on this photo", open=False):
+        compared = gr.CheckboxGroup(pool.names(), value=[m for m in COMPARE_DEFAULT if m in pool.names()],
+                                    label="Models", elem_id="compare-models")
+        run_compare = gr.Button("Compare", variant="secondary", elem_id="compare-button")
+        compare_gallery = gr.Gallery(label="Side by side (input first)", columns=5, height=300,
+                                     elem_id="compare-gallery")
+        compare_times = gr.Markdown(elem_id="compare-times")
+
     def on_colorize(path, model_name, working_size, factor):
         result = colorize_file(path, model_name, working_size, factor, pool)
         return (result.before, result.after), result.info, gr.DownloadButton(value=str(result.path), visible=True)
@@ -188,5 +236,8 @@ def build_colorize_tab(pool: ModelPool, examples: list[Path]) -> None:
     # one colorization at a time per CPU process: concurrent visitors queue instead of exhausting memory
     run.click(on_colorize, [source, model, size, saturation], [slider, info, download], api_name="colorize",
               concurrency_id="colorize", concurrency_limit=1)
+    run_compare.click(lambda path, names, working_size: compare_models(path, names, working_size, pool),
+                      [source, compared, size], [compare_gallery, compare_times], api_name="compare",
+                      concurrency_id="colorize", concurrency_limit=1)
     run_many.click(on_colorize_many, [files, model, size, saturation], [gallery, archive, report],
                    api_name="colorize_many", concurrency_id="colorize", concurrency_limit=1)

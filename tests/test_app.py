@@ -101,6 +101,19 @@ def test_batch_handler_keeps_good_files_and_lists_bad(pool, files):
     assert sorted(zipfile.ZipFile(archive).namelist()) == ["cmyk_color.png", "photo_color.png"]
 
 
+def test_compare_view_shows_each_model_with_its_time(pool, files):
+    from demo.colorize_tab import compare_models
+
+    items, text = compare_models(str(files["png"]), ["balanced", "vivid"], 128, pool)
+    assert [caption.split(" · ")[0] for _, caption in items] == ["input", "balanced", "vivid"]
+    assert all(image.size == (61, 47) for image, _ in items)
+    assert "| balanced |" in text and " s |" in text
+    with pytest.raises(gr.Error, match="at least one model"):
+        compare_models(str(files["png"]), [], 128, pool)
+    with pytest.raises(gr.Error, match="Could not read"):
+        compare_models(str(files["text"]), ["balanced"], 128, pool)
+
+
 def test_models_load_once_and_are_shared(pool):
     assert pool.get("balanced") is pool.get("balanced")
     assert pool.names()[0] == "balanced"  # the default model first
