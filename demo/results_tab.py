@@ -148,7 +148,7 @@ def export_handler(access: ResultsAccess, engine: Engine, study_name: Optional[s
     with pyzipper.AESZipFile(archive, "w", compression=zipfile.ZIP_DEFLATED, encryption=pyzipper.WZ_AES) as bundle:
         bundle.setpassword(password.encode())
         for file in files:
-            bundle.write(file, file.name)
+            bundle.write(file, str(file.relative_to(folder / "report")))  # keeps psych-ds/data/ as a folder
     shutil.rmtree(folder / "report")  # only the encrypted archive stays on disk, and only for EXPORT_MAX_AGE_S
     timer = threading.Timer(EXPORT_MAX_AGE_S, shutil.rmtree, args=(folder,), kwargs={"ignore_errors": True})
     timer.daemon = True

@@ -360,4 +360,29 @@ def write_report(engine: Engine, out: str | Path, study_name: str | None = None,
     (out / "report.html").write_text(html_page(report))
     (out / "data_dictionary.md").write_text("# Data dictionary of trials.csv\n\n" + _markdown_table(dictionary_frame()))
     written += [out / n for n in ("acceptance.png", "summary.json", "report.md", "report.html", "data_dictionary.md")]
+    written += write_psych_ds(report, out / "psych-ds")
     return written
+
+
+def write_psych_ds(report: StudyReport, folder: Path) -> list[Path]:
+    """The trials as a Psych-DS dataset (psych-ds.github.io): ``dataset_description.json`` (schema.org Dataset with
+    every variable described) and ``data/study-<name>_data.csv``."""
+    import re
+
+    (folder / "data").mkdir(parents=True, exist_ok=True)
+    keyword = re.sub(r"[^A-Za-z0-9]+", "", str(report.study["name"])) or "study"
+    data = folder / "data" / f"study-{keyword}_data.csv"
+    spreadsheet_safe(report.trials).to_csv(data, index=False)
+    description = {
+        "@context": "https://schema.org/", "@type": "Dataset",
+        "name": f"Colorizer perception study '{report.study['name']}'",
+        "description": ("One row per trial of a real-vs-colorized photo study (study/PROTOCOL.md): which stimuli were "
+                        "shown, the answer, response and display times. Simulated participants are "
+                        + ("included (a dry run)." if report.study.get("includes_simulated") else "left out.")),
+        "variableMeasured": [{"@type": "PropertyValue", "name": column, "description": DATA_DICTIONARY[column][0],
+                              "unitText": DATA_DICTIONARY[column][2] or None}
+                             for column in report.trials.columns],
+    }
+    path = folder / "dataset_description.json"
+    path.write_text(json.dumps(json_safe(description), indent=2))
+    return [path, data]

@@ -420,6 +420,8 @@ def test_exported_report_is_encrypted_with_the_password(tmp_path, tiny_colorizer
     with pyzipper.AESZipFile(archive) as bundle:
         bundle.setpassword(b"correct-horse-41")
         assert b'"study"' in bundle.read("summary.json")
+        assert b'"Dataset"' in bundle.read("psych-ds/dataset_description.json")
+        assert "psych-ds/data/study-e_data.csv" in bundle.namelist()
 
 
 class _HeldBuildPool(ModelPool):

@@ -363,7 +363,11 @@ def test_simulated_2afc_study_and_report_files(tmp_path, photos, tiny_colorizer)
     names = {f.name for f in files}
     assert names == {"trials.csv", "participants.csv", "acceptance.csv", "pairwise.csv", "per_photo.csv",
                      "correlations.csv", "data_dictionary.csv", "acceptance.png", "summary.json", "report.md",
-                     "report.html", "data_dictionary.md"}
+                     "report.html", "data_dictionary.md", "dataset_description.json", f"study-{name}_data.csv"}
+    description = json.loads((tmp_path / "report" / "psych-ds" / "dataset_description.json").read_text())
+    assert description["@type"] == "Dataset" and description["@context"] == "https://schema.org/"
+    psych_data = pd.read_csv(tmp_path / "report" / "psych-ds" / "data" / f"study-{name}_data.csv")
+    assert [v["name"] for v in description["variableMeasured"]] == list(psych_data.columns)
     assert all(f.stat().st_size > 0 for f in files)
     trials = pd.read_csv(tmp_path / "report" / "trials.csv")
     dictionary = pd.read_csv(tmp_path / "report" / "data_dictionary.csv")
