@@ -270,6 +270,15 @@ def _wait_for_next_screen(page, seen: set) -> str:
     return page.locator("#stimulus .trial").get_attribute("data-trial")
 
 
+def _join_as(page, url: str, participant: str, seen: set) -> str:
+    """Opens a participant's link, consents, starts; returns the first screen (``_wait_for_next_screen``)."""
+    page.goto(url + f"?PROLIFIC_PID={participant}")
+    page.wait_for_selector("#consent-box input", timeout=60_000)
+    page.click("#consent-box input")
+    page.click("#start-study")
+    return _wait_for_next_screen(page, seen)
+
+
 def _responses(database, external_pattern="%"):
     with sqlite3.connect(database) as connection:
         return connection.execute(
@@ -330,12 +339,8 @@ def test_browser_participant_completes_the_study(running_app):
 def test_browser_double_click_answers_one_trial_and_a_second_id_starts_afresh(running_app):
     url, database, app = running_app
     with browser_page(1100) as page:
-        page.goto(url + "?PROLIFIC_PID=double-clicker")
-        page.wait_for_selector("#consent-box input", timeout=60_000)
-        page.click("#consent-box input")
-        page.click("#start-study")
         seen: set = set()
-        state = _wait_for_next_screen(page, seen)
+        state = _join_as(page, url, "double-clicker", seen)
         before = len([r for r in _responses(database) if r[2] is not None])
         page.dblclick("#answer-row button >> nth=0", delay=40)  # a human double click: two clicks 40 ms apart
         time.sleep(2.0)  # long enough for the reply and for a wrongly accepted second answer to be stored
@@ -366,12 +371,8 @@ def test_browser_held_enter_answers_one_trial(running_app):
     """Keyboard auto-repeat (a held Enter on an answer button) stores one answer, not one per repeat."""
     url, database, app = running_app
     with browser_page(1100) as page:
-        page.goto(url + "?PROLIFIC_PID=key-holder")
-        page.wait_for_selector("#consent-box input", timeout=60_000)
-        page.click("#consent-box input")
-        page.click("#start-study")
         seen: set = set()
-        state = _wait_for_next_screen(page, seen)
+        state = _join_as(page, url, "key-holder", seen)
         while state == "feedback" or "Practice" in page.locator("#trial-progress").inner_text():
             if state == "feedback":  # practice answers wait for "Continue": hold the key on a main trial instead
                 page.click("#study-continue")
