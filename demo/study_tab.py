@@ -94,7 +94,7 @@ STUDY_JS = """
     return JSON.stringify({trial: study.trial || null, response_ms: elapsed, display_ms: shown});
   };
   // Gradio may re-create this component's DOM on updates, so watch the whole page once for new trials
-  const startNew = () => document.querySelectorAll('#stimulus .trial:not([data-started])').forEach(trial => {
+  const startNew = () => document.querySelectorAll('#stimulus .trial:not([data-started]):not([data-review])').forEach(trial => {
     trial.dataset.started = '1'; run(trial);
   });
   if (!study.observer) {
@@ -139,7 +139,7 @@ body.study-waiting #answer-row button { opacity: 0.5; pointer-events: none; }
 """
 
 
-def trial_html(view: TrialView, service: StudyService) -> str:
+def trial_html(view: TrialView, service: StudyService, review: bool = False) -> str:
     """The trial's images inline, at their native pixel size (never upscaled, so never soft).
 
     Inline ``data:`` URIs carry no URL, file name, ``Last-Modified``, ``ETag`` or caching of their own, and both
@@ -149,9 +149,13 @@ def trial_html(view: TrialView, service: StudyService) -> str:
     for index, image_id in enumerate(view.image_ids):
         image = service.served_image(image_id)
         caption = f"<figcaption>{labels[index]}</figcaption>" if len(view.image_ids) == 2 else ""
+        visible = ' style="visibility: visible"' if review else ""
         figures.append(f'<figure><img class="stimulus" alt="photo" width="{image.width}" height="{image.height}" '
-                       f'src="{image.data_uri}">{caption}</figure>')
+                       f'src="{image.data_uri}"{visible}>{caption}</figure>')
     kind = "single" if view.mode == "single" else "pair"
+    if review:  # the practice pair again under its feedback: no timing, no answer (the script leaves it alone)
+        return (f'<div class="trial {kind} review" data-review="1" data-trial="{view.trial_id}">'
+                f'{"".join(figures)}</div>')
     return (f'<div class="trial {kind}" data-trial="{view.trial_id}" data-display-ms="{view.display_ms or 0}" '
             f'data-presentation="{view.presentation}">{"".join(figures)}</div>')
 
@@ -198,8 +202,10 @@ class Screen:
 
 def screen_for(state: ParticipantState, service: StudyService) -> Screen:
     if state.feedback and not state.duplicate:
-        # the practice answer's feedback, under the images it is about; the next trial waits for "Continue"
-        return Screen(False, True, False, progress=KEEP, stimulus=KEEP, feedback=state.feedback, token=state.token,
+        # the practice answer's feedback, under the images it is about (shown again, untimed); the next trial waits
+        # for "Continue"
+        shown = trial_html(state.reviewed, service, review=True) if state.reviewed else KEEP
+        return Screen(False, True, False, progress=KEEP, stimulus=shown, feedback=state.feedback, token=state.token,
                       answers_visible=False, continue_visible=True)
     if state.done:
         code = state.completion_code or ""

@@ -251,6 +251,18 @@ def next_trial(session: Session, participant_id: int) -> PendingTrial | None:
     return PendingTrial(row[0], row[1], row[2], tuple(i for i in row[3:] if i is not None))
 
 
+_TRIAL_IMAGES = (select(_stimuli.c.public_id, _other.c.public_id)
+                 .select_from(_trials.join(_stimuli, _stimuli.c.id == _trials.c.stimulus_id)
+                              .outerjoin(_other, _other.c.id == _trials.c.other_stimulus_id))
+                 .where(_trials.c.id == bindparam("trial_id")))
+
+
+def trial_image_ids(session: Session, trial_id: int) -> tuple[str, ...]:
+    """The public ids of a trial's image(s), left/first first."""
+    row = session.execute(_TRIAL_IMAGES, {"trial_id": trial_id}).first()
+    return tuple(i for i in row if i is not None) if row else ()
+
+
 def trial_count(session: Session, participant_id: int, kind: Optional[str] = None) -> int:
     """The participant's number of trials (of ``kind`` only, when given)."""
     query = select(func.count()).select_from(Trial).where(Trial.participant_id == participant_id)

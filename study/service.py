@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import collections
 import contextlib
+import dataclasses
 import threading
 from dataclasses import dataclass, field
 import base64
@@ -75,6 +76,7 @@ class ParticipantState:
     feedback: Optional[str] = None  # after a practice answer
     duplicate: bool = False  # the answer was for a trial already answered (double click, resubmit)
     completion_url: Optional[str] = None  # where a finished participant goes back to ({code} filled in)
+    reviewed: Optional[TrialView] = None  # with practice feedback: the answered trial, shown again beside it
 
     @property
     def done(self) -> bool:
@@ -157,9 +159,14 @@ class StudyService:
             result = protocol.record_response(session, participant, int(trial_id), answer, response_ms,
                                               measured_display_ms, study)
             feedback = self._practice_feedback(study, result) if result.created and result.kind == "practice" else None
+            reviewed = None
+            if feedback:  # the feedback is read beside the pair it is about, shown again (a timed one had vanished)
+                images = protocol.trial_image_ids(session, int(trial_id))
+                reviewed = TrialView(int(trial_id), 0, 0, True, images, study.mode, study.presentation, None)
             # after practice feedback the next trial waits for "Continue" (a resume): it is not on screen yet
-            return self._state(session, participant, feedback=feedback, duplicate=not result.created,
-                               showing=feedback is None)
+            state = self._state(session, participant, feedback=feedback, duplicate=not result.created,
+                                showing=feedback is None)
+            return dataclasses.replace(state, reviewed=reviewed) if reviewed else state
 
     def image_png(self, public_id: str) -> bytes:
         """A stimulus as stored (compressed PNG), by its opaque id (cached: stimuli never change)."""

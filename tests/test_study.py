@@ -259,6 +259,23 @@ def test_finished_participants_are_sent_to_the_completion_url(tmp_path, photos, 
     assert f"cc=C1234&amp;code={state.completion_code}" in page and 'id="completion-link"' in page
 
 
+def test_practice_feedback_shows_the_answered_pair_again(tmp_path, photos, tiny_colorizer):
+    from demo.study_tab import screen_for
+
+    factory = make_session_factory(make_engine(f"sqlite:///{tmp_path / 'f.sqlite'}"))
+    name = build(factory, photos, tiny_colorizer, name="timed-pairs", mode="2afc", display_ms=800)
+    service = StudyService(factory)
+    state = service.start(name, True)
+    answered = state.trial
+    assert answered.is_practice
+    after = service.answer(state.token, answered.trial_id, "0", 900)
+    screen = screen_for(after, service)
+    assert screen.continue_visible and after.feedback
+    assert f'data-trial="{answered.trial_id}"' in screen.stimulus and 'data-review="1"' in screen.stimulus
+    assert screen.stimulus.count('style="visibility: visible"') == 2  # both photos, untimed, under the feedback
+    assert screen.stimulus.count("data:image/png;base64,") == 2
+
+
 def test_a_plain_link_on_a_shared_browser_asks_whose_session_it_is(single_study):
     from demo.study_tab import RETURNING_MESSAGE, resume_handler
 
