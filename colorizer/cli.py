@@ -217,10 +217,13 @@ def _run_samples(args) -> int:
     from demo.examples import HISTORICAL_DIR, historical_examples
 
     (out / "historical").mkdir(parents=True, exist_ok=True)
-    for path in [*historical_examples(), HISTORICAL_DIR / "SOURCES.md"]:
+    for path in historical_examples():
         shutil.copy(path, out / "historical" / path.name)
+    # beside the folder, not in it: `colorize samples/historical/` should find photos only
+    shutil.copy(HISTORICAL_DIR / "SOURCES.md", out / "historical-SOURCES.md")
     print(f"wrote {len(color)} colour photos to {out / 'color'}, {len(gray)} black-and-white ones to {out / 'gray'} "
-          f"and {len(historical_examples())} historical photos to {out / 'historical'} (sources in its SOURCES.md)")
+          f"and {len(historical_examples())} historical photos to {out / 'historical'} (sources: "
+          f"{out / 'historical-SOURCES.md'})")
     return 0
 
 
