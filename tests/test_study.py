@@ -338,7 +338,7 @@ def test_fifty_concurrent_participants_store_every_answer_once(single_study):
         answers = 0
         while screen.trial_visible:
             if screen.continue_visible:  # practice feedback under its own trial; the next one follows "Continue"
-                screen = resume_handler(service, screen.token)
+                screen = resume_handler(service, screen.token, confirmed=True)  # the "Continue" button
                 continue
             trial_id = int(screen.stimulus.split('data-trial="')[1].split('"')[0])
             payload = f'{{"trial": {trial_id}, "response_ms": {rng.uniform(400, 2000)}, "display_ms": null}}'
@@ -680,7 +680,7 @@ def test_no_served_byte_tells_real_from_fake(tmp_path, photos, tiny_colorizer, m
         screen = start_handler(service, name, True, None, None, None, external_id=f"p{person}")
         while screen.trial_visible:
             if screen.continue_visible:
-                screen = resume_handler(service, screen.token)
+                screen = resume_handler(service, screen.token, confirmed=True)  # the "Continue" button
                 continue
             html = screen.stimulus
             assert "http" not in html and "file=" not in html and "gradio_api" not in html

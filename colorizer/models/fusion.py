@@ -8,7 +8,7 @@ and fused by a 1x1 conv to 512 channels. Decoder (the paper's Table 3): eight 3x
 The global vector (``global_source``):
 - ``"vgg16"``: the paper's 1000-d output of a frozen ImageNet VGG-16 classifier on the gray photo at 224 px; needs
   torchvision's vgg16 file on disk (random VGG-16 logits would be noise).
-- ``"context"``: the frozen 256-d global context vector of this project's ``balanced`` model (context_unet, trained
+- ``"context"``: the frozen 256-d global context vector of this project's ``context-unet`` model (the default until 2026-12) (context_unet, trained
   on the same photos): image content without ImageNet. Its weights are copied in, so the file stands alone.
 - ``"auto"``: ``vgg16`` when its file is present, else ``context``; the choice is written into the config.
 The vector is computed from the whole photo; training computes it once per photo (``global_features``).
@@ -108,7 +108,7 @@ class FusionVGG16(ColorModel):
             if config.pretrained:
                 from colorizer.weights import WEIGHTS_DIR
 
-                self.context.load_from(config.pretrained_path or WEIGHTS_DIR / "balanced.safetensors")
+                self.context.load_from(config.pretrained_path or WEIGHTS_DIR / "context-unet.safetensors")
             global_features = self.context.out_features
         self.global_branch.requires_grad_(False)  # a fixed feature extractor, as in the paper
         self.fuse = nn.Sequential(nn.Conv2d(in_channels + global_features, 512, 1), nn.ReLU(inplace=True))
