@@ -98,12 +98,28 @@ def _run_train(args) -> int:
 
 
 def _add_colorize(subparsers) -> None:
-    p = subparsers.add_parser("colorize", help="colorize photos (files and/or folders)")
+    p = subparsers.add_parser(
+        "colorize", help="colorize photos (files and/or folders), resumably",
+        description="Colorizes files and folders into --out, keeping the folder structure. A manifest in --out "
+                    "records every photo, so a rerun after a crash or Ctrl-C finishes the job without redoing "
+                    "anything. Every output is labelled as machine-coloured (XMP DigitalSourceType).")
     p.add_argument("inputs", nargs="+", help="image files and/or folders of images")
-    p.add_argument("--out", required=True, help="output folder; writes OUT/<stem>.png at the input's size")
+    p.add_argument("--out", required=True, help="output folder: OUT/<relative path>.png at the input's size")
     _add_model_arguments(p)
     p.add_argument("--saturation", type=float, default=1.0, help="chroma scale (1 = as predicted)")
     p.add_argument("--temperature", type=float, default=None, help="annealed-mean temperature (classification models)")
+    p.add_argument("--format", choices=["png", "jpeg", "tiff"], default="png",
+                   help="output format (default png); the source's EXIF, ICC profile and DPI are kept")
+    p.add_argument("--quality", type=int, default=95, help="JPEG quality (default 95)")
+    p.add_argument("--retry-failed", action="store_true", help="try again the photos an earlier run could not read")
+    p.add_argument("--shard", default="0/1", metavar="I/N",
+                   help="do only shard I of N (0-based), e.g. one per machine or process; all may share --out")
+    p.add_argument("--no-provenance", action="store_true",
+                   help="do not label outputs as machine-coloured (the label is on by default)")
+    p.add_argument("--engine", choices=["local", "ray"], default="local",
+                   help="local: this process; ray: Ray Data workers (pip install colorizer[ray])")
+    p.add_argument("--address", default=None, help="Ray cluster address (default: start Ray on this machine)")
+    p.add_argument("--workers", type=int, default=None, help="Ray: model replicas (default: one per 2 CPUs or 1 GPU)")
 
 
 def _add_model_arguments(p) -> None:
@@ -122,39 +138,39 @@ def _make_colorizer(args, **kwargs):
     return Colorizer(args.model, device=args.device, size=args.size, **kwargs)
 
 
-def _expand_inputs(inputs: list[str]) -> list[Path]:
-    paths = []
-    for item in inputs:
-        path = Path(item)
-        if path.is_dir():
-            paths.extend(p for p in sorted(path.rglob("*")) if p.is_file())
-        else:
-            paths.append(path)
-    return paths
-
-
 def _run_colorize(args) -> int:
-    from tqdm import tqdm
+    from colorizer.archive import Manifest, discover, job_settings, parse_shard, plan, run_local
 
-    from colorizer import InvalidImageError
-
-    colorizer = _make_colorizer(args, saturation=args.saturation, temperature=args.temperature)
+    shard = parse_shard(args.shard)
+    missing = [item for item in args.inputs if not Path(item).exists()]
+    if missing:
+        print(f"error: no such file or folder: {', '.join(missing)}", file=sys.stderr)
+        return 2
+    items, ignored = discover(args.inputs, args.format)
+    colorizer = _make_colorizer(args, saturation=args.saturation, temperature=args.temperature,
+                                label_outputs=not args.no_provenance)
     out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    paths = _expand_inputs(args.inputs)
-    failed = 0
-    for path in tqdm(paths, desc="colorizing", unit="photo", disable=len(paths) < 2):
-        try:
-            result = colorizer.colorize(path)
-        except (InvalidImageError, FileNotFoundError, OSError) as error:
-            failed += 1
-            log.debug("failed on %s", path, exc_info=True)
-            tqdm.write(f"error: {path}: {error}", file=sys.stderr)
-            continue
-        result.save(out / f"{path.stem}.png")
-    written = len(paths) - failed
-    print(f"wrote {written} of {len(paths)} photos to {out}" + (f"; {failed} failed" if failed else ""))
-    return 1 if failed else 0
+    manifest = Manifest(out)
+    try:
+        manifest.check_job(job_settings(colorizer, args.format))
+        job = plan(items, manifest, out, retry_failed=args.retry_failed, shard=shard, ignored=ignored)
+        if args.engine == "ray":
+            from colorizer.distributed import run_ray
+
+            summary = run_ray(colorizer, items, out, manifest, job, format=args.format, quality=args.quality,
+                              address=args.address, workers=args.workers)
+        else:
+            summary = run_local(colorizer, items, out, manifest, job, format=args.format, quality=args.quality)
+    finally:
+        manifest.close()
+    for line in summary.lines():
+        print(line)
+    failures = summary.failed + summary.failed_before
+    for relpath, reason in failures[:20]:
+        print(f"  failed: {relpath}: {reason}", file=sys.stderr)
+    if len(failures) > 20:
+        print(f"  ... and {len(failures) - 20} more (see {out / 'colorizer-manifest.sqlite'})", file=sys.stderr)
+    return 0 if summary.complete else 1
 
 
 def _add_models(subparsers) -> None:

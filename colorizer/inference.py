@@ -18,6 +18,7 @@ from colorizer import models
 from colorizer.color import denormalize_chroma, gray_to_lightness, gray_ab_to_srgb8, normalize_l, space_to_rgb
 from colorizer.device import select_device
 from colorizer.imageio import DEFAULT_MAX_PIXELS, GrayPhoto, ImageInput, load_photo
+from colorizer.provenance import Provenance, SourceMetadata, save_image
 from colorizer.weights import WEIGHTS_DIR, WeightsInfo, fingerprint, load_weights, model_name, shipped_weights
 
 log = logging.getLogger(__name__)
@@ -118,7 +119,7 @@ class Colorizer:
     def __init__(self, model: str | os.PathLike | None = None, *, device: str | torch.device | None = None,
                  size: int | None = None, saturation: float = 1.0, temperature: float | None = None,
                  weights_dir: str | os.PathLike = WEIGHTS_DIR, max_pixels: int = DEFAULT_MAX_PIXELS,
-                 flip_average: bool = False):
+                 flip_average: bool = False, label_outputs: bool = True):
         self.device = select_device(device)
         self.model, self.info, self.name, self.weights_path = resolve_model(model, weights_dir, self.device)
         if self.device.type == "cpu":  # NHWC: every shipped model 8-24% faster on this CPU (bench/RESULTS.md)
@@ -132,6 +133,7 @@ class Colorizer:
         self.flip_average = flip_average  # average the prediction with the mirrored photo's (2x the network time)
         self.color_space = getattr(self.model.config, "color_space", "lab")
         self.label = self.name  # how tables and sheets name it (from_spec adds the decoding)
+        self.label_outputs = label_outputs  # `save` marks files as machine-coloured (XMP DigitalSourceType)
 
     @classmethod
     def from_file(cls, path: str | os.PathLike, **kwargs) -> "Colorizer":
@@ -224,6 +226,22 @@ class Colorizer:
     def colorize_batch(self, images: list[ImageInput], **kwargs) -> list[Image.Image]:
         """``colorize`` for each image (photos differ in size, so each runs on its own)."""
         return [self.colorize(image, **kwargs) for image in images]
+
+    def provenance(self, source_sha256: str | None = None) -> Provenance:
+        """What ``save`` writes into each file: program version, model, weights hash (and the source's hash)."""
+        from colorizer import __version__
+
+        return Provenance(self.label, self.weights_sha256, __version__, source_sha256)
+
+    def save(self, image: Image.Image, path: str | os.PathLike, *, format: str | None = None,
+             source: SourceMetadata | None = None, source_sha256: str | None = None, quality: int = 95,
+             compress_level: int = 6) -> Path:
+        """Writes a colorized ``image`` as PNG, JPEG or TIFF (``format``, else from the name), labelled as
+        machine-coloured unless the colorizer was made with ``label_outputs=False``; ``source`` carries the
+        original's EXIF, ICC profile and resolution over."""
+        provenance = self.provenance(source_sha256) if self.label_outputs else None
+        return save_image(image, path, format=format, provenance=provenance, source=source, quality=quality,
+                          compress_level=compress_level)
 
     def describe(self) -> str:
         return self.info.description if self.info and self.info.description else self.name
