@@ -1,11 +1,21 @@
 """Colorizer: automatic colorization of black-and-white photos.
 
 >>> from colorizer import Colorizer
->>> Colorizer().colorize(Image.open("gray.jpg")).save("color.png")
+>>> colorizer = Colorizer()
+>>> colorizer.save(colorizer.colorize(Image.open("gray.jpg")), "color.png")  # labelled as machine-coloured
 """
-
-from colorizer.imageio import ImageTooLargeError, InvalidImageError
-from colorizer.inference import DEFAULT_MODEL, Colorizer
 
 __all__ = ["Colorizer", "DEFAULT_MODEL", "InvalidImageError", "ImageTooLargeError"]
 __version__ = "0.1.0"
+
+_LAZY = {"Colorizer": "colorizer.inference", "DEFAULT_MODEL": "colorizer.inference",
+         "InvalidImageError": "colorizer.imageio", "ImageTooLargeError": "colorizer.imageio"}
+
+
+def __getattr__(name: str):
+    """Imported on first use, so ``colorizer.paths`` and ``--help`` load without PyTorch."""
+    if name in _LAZY:
+        import importlib
+
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'colorizer' has no attribute {name!r}")

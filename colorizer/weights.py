@@ -19,10 +19,11 @@ from safetensors.torch import save_file
 from torch import nn
 
 from colorizer import models
+from colorizer.paths import default_weights_dir
 
 METADATA_KEY = "colorizer"
 FORMAT_VERSION = 1
-WEIGHTS_DIR = Path(__file__).resolve().parent.parent / "weights"
+WEIGHTS_DIR = default_weights_dir()
 
 
 @dataclass

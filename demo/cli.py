@@ -6,7 +6,9 @@ import argparse
 import os
 from pathlib import Path
 
-WEIGHTS_DIR = Path(__file__).resolve().parent.parent / "weights"  # colorizer.weights.WEIGHTS_DIR, without torch
+from colorizer.paths import default_weights_dir  # no PyTorch: --help answers at once
+
+WEIGHTS_DIR = default_weights_dir()
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -18,3 +20,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--device", default=None, help="cpu, cuda, mps (default: best available)")
     parser.add_argument("--study", default=None, help="study the Turing-test tab runs (default: the default study)")
     return parser.parse_args(argv)
+
+
+def run_app() -> int:
+    """The ``colorizer-app`` command: ``python -m demo`` once installed."""
+    arguments = parse_args()
+    from demo.app import main  # Gradio and PyTorch: seconds, so after --help has had its chance
+
+    return main(args=arguments)

@@ -204,3 +204,48 @@ def test_python_api_labels_by_default_and_can_opt_out(tmp_path, tiny_weights, gr
     plain.save(plain.colorize(gradient_image), tmp_path / "b.jpg")
     [tags] = exiftool("-XMP:all", tmp_path / "b.jpg")
     assert "DigitalSourceType" not in tags and read_provenance(tmp_path / "b.jpg") is None
+
+
+@pytest.mark.slow
+def test_ray_engine_survives_a_killed_worker_and_driver_and_resumes_either_way(tmp_path, tiny_weights):
+    """Ray's local cluster: a worker is killed (Ray restarts it and retries), then the driver is killed; the rerun
+    on Ray finishes the job with every photo written once, and the local engine then finds nothing left to do."""
+    pytest.importorskip("ray", reason="Ray is optional (pip install colorizer[ray]); requirements-dev installs it")
+    inputs = make_archive(tmp_path / "in", 30, side=200)
+    out = tmp_path / "out"
+    args = [tmp_path / "in", "--out", out, "--weights", tiny_weights, "--size", "64"]
+    driver = colorize_cli(*args, "--engine", "ray", start_new_session=True)
+
+    def wait_for_outputs(count):
+        deadline = time.monotonic() + 240
+        while len(snapshot(out)) < count and driver.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert driver.poll() is None, driver.communicate()
+        assert len(snapshot(out)) >= count, "the Ray job made no progress in 4 minutes"
+
+    wait_for_outputs(3)
+    killed = subprocess.run(["pkill", "-9", "-f", r"MapBatches\(ColorizeWorker\)"], capture_output=True)
+    assert killed.returncode == 0, "no Ray worker process to kill"
+    seen = snapshot(out)
+    wait_for_outputs(len(seen) + 3)  # the restarted worker carries on
+    driver.send_signal(signal.SIGKILL)
+    driver.wait()
+    time.sleep(3)  # whatever Ray still had in flight ends (or is adopted by the rerun)
+    seen = snapshot(out)
+    assert len(seen) < len(inputs), "the job finished before the driver was killed"
+    rerun = colorize_cli(*args, "--engine", "ray")
+    stdout, stderr = rerun.communicate(timeout=600)
+    assert rerun.returncode == 0, stderr
+    now = snapshot(out)
+    assert len(now) == len(inputs)
+    assert all(now[name] == stamp for name, stamp in seen.items()), "an output was rewritten"
+    assert not [p for p in out.rglob(".*partial*")]
+    for path in inputs:
+        relpath = path.relative_to(tmp_path / "in").as_posix()
+        label = read_provenance(out / (relpath.rsplit(".", 1)[0] + ".png"))
+        assert label["Iptc4xmpExt:DigitalSourceType"] == DIGITAL_SOURCE_TYPE
+        assert label["colorizer:SourceSHA256"] == file_sha256(path)
+    local = colorize_cli(*args)
+    stdout, stderr = local.communicate(timeout=300)
+    assert local.returncode == 0 and f"skipped {len(inputs)} done before" in stdout, stderr
+    assert snapshot(out) == now
