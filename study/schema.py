@@ -183,3 +183,18 @@ class Response(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
     trial: Mapped[Trial] = relationship(back_populates="response")
+
+
+class BuildClaim(Base):
+    """One process's claim to build a study that several app processes want (the default study): the others wait
+    for it instead of building it too. ``heartbeat_at`` moves on every photo; a claim silent for minutes belonged to
+    a process that died, and may be taken over."""
+
+    __tablename__ = "build_claims"
+
+    study_name: Mapped[str] = mapped_column(String(100), primary_key=True)
+    owner: Mapped[str] = mapped_column(String(200))
+    claimed_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    heartbeat_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    done_photos: Mapped[int] = mapped_column(Integer, default=0)
+    total_photos: Mapped[int] = mapped_column(Integer, default=0)

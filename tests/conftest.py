@@ -65,3 +65,31 @@ def launch_app(app):
     _, url, _ = app.launch(server_name="127.0.0.1", server_port=None, prevent_thread_lock=True, quiet=True,
                            show_error=False)
     return url
+
+
+@pytest.fixture(scope="session")
+def postgres_server():
+    from tests.postgres import start_postgres
+
+    yield from start_postgres()
+
+
+def new_postgres_database(server: str) -> str:
+    """A fresh database on the test server; its URL."""
+    import uuid
+
+    from sqlalchemy import create_engine, text
+
+    name = f"t_{uuid.uuid4().hex[:12]}"
+    admin = create_engine(server, isolation_level="AUTOCOMMIT")
+    with admin.connect() as connection:
+        connection.execute(text(f"CREATE DATABASE {name}"))
+    admin.dispose()
+    return server.rsplit("/", 1)[0] + f"/{name}"
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database_url(request, tmp_path):
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'study.sqlite'}"
+    return new_postgres_database(request.getfixturevalue("postgres_server"))

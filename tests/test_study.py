@@ -6,7 +6,6 @@ import hashlib
 import io
 import json
 import shutil
-import uuid
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 
@@ -25,25 +24,6 @@ from study.service import StudyService
 from study.simulate import parse_accept, simulate
 from study.stimuli import StudyDesign, build_study, skimage_photos
 
-from tests.postgres import start_postgres
-
-
-@pytest.fixture(scope="session")
-def postgres_server():
-    yield from start_postgres()
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def database_url(request, tmp_path):
-    if request.param == "sqlite":
-        return f"sqlite:///{tmp_path / 'study.sqlite'}"
-    server = request.getfixturevalue("postgres_server")
-    name = f"t_{uuid.uuid4().hex[:12]}"
-    admin = create_engine(server, isolation_level="AUTOCOMMIT")
-    with admin.connect() as connection:
-        connection.execute(text(f"CREATE DATABASE {name}"))
-    admin.dispose()
-    return server.rsplit("/", 1)[0] + f"/{name}"
 
 
 @pytest.fixture(scope="session")
