@@ -120,6 +120,43 @@ def _add_colorize(subparsers) -> None:
                    help="local: this process; ray: Ray Data workers (pip install colorizer[ray])")
     p.add_argument("--address", default=None, help="Ray cluster address (default: start Ray on this machine)")
     p.add_argument("--workers", type=int, default=None, help="Ray: model replicas (default: one per 2 CPUs or 1 GPU)")
+    p.add_argument("--backend", choices=["torch", "onnx"], default="torch",
+                   help="run the network in PyTorch or ONNX Runtime (pip install colorizer[onnx]; CPU)")
+    p.add_argument("--precision", choices=["fp32", "int8"], default="fp32",
+                   help="ONNX backend: int8 needs `python -m colorizer export --precision int8` first")
+
+
+def _add_export(subparsers) -> None:
+    p = subparsers.add_parser("export", help="export a model's network to ONNX (fp32, or int8 calibrated on photos)")
+    _add_model_arguments(p)
+    p.add_argument("--format", choices=["onnx"], default="onnx")
+    p.add_argument("--precision", choices=["fp32", "int8"], default="fp32")
+    p.add_argument("--out", default=None, help="the .onnx file (default: the cache `--backend onnx` reads)")
+    p.add_argument("--calibration", default=None, help="int8: a folder of photos like the ones to colorize")
+    p.add_argument("--calibration-photos", type=int, default=64, help="int8: photos to calibrate on (default 64)")
+
+
+def _run_export(args) -> int:
+    from colorizer.data import training_photos
+    from colorizer.onnx_backend import calibration_inputs, export_onnx, onnx_file, quantize_int8
+
+    colorizer = _make_colorizer(args)
+    metadata = {"model": colorizer.name, "weights_sha256": colorizer.weights_sha256 or ""}
+    fp32 = onnx_file(colorizer.weights_sha256, colorizer.name, "fp32")
+    if args.precision == "fp32":
+        path = export_onnx(colorizer.model, args.out or fp32, metadata=metadata)
+    else:
+        if not args.calibration:
+            print("error: --precision int8 needs --calibration FOLDER (photos to calibrate on)", file=sys.stderr)
+            return 2
+        if not fp32.exists():
+            export_onnx(colorizer.model, fp32, metadata=metadata)
+        photos = training_photos(args.calibration)
+        inputs = calibration_inputs(colorizer, photos, args.calibration_photos)
+        path = quantize_int8(fp32, args.out or onnx_file(colorizer.weights_sha256, colorizer.name, "int8"), inputs)
+        print(f"calibrated on {len(inputs)} photos from {args.calibration}")
+    print(f"wrote {path} ({path.stat().st_size / 1e6:.1f} MB)")
+    return 0
 
 
 def _add_model_arguments(p) -> None:
@@ -148,7 +185,7 @@ def _run_colorize(args) -> int:
         return 2
     items, ignored = discover(args.inputs, args.format)
     colorizer = _make_colorizer(args, saturation=args.saturation, temperature=args.temperature,
-                                label_outputs=not args.no_provenance)
+                                label_outputs=not args.no_provenance, backend=args.backend, precision=args.precision)
     out = Path(args.out)
     manifest = Manifest(out)
     try:
@@ -475,6 +512,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     subparsers = parser.add_subparsers(dest="command", required=True)
     _add_colorize(subparsers)
+    _add_export(subparsers)
     _add_models(subparsers)
     _add_train(subparsers)
     _add_evaluate(subparsers)
@@ -490,7 +528,7 @@ def main(argv: list[str] | None = None) -> int:
     quiet = logging.INFO if args.command == "train" else logging.WARNING  # training narrates its epochs
     logging.basicConfig(level=logging.DEBUG if args.verbose else quiet,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    handlers = {"colorize": _run_colorize, "models": _run_models, "train": _run_train,
+    handlers = {"colorize": _run_colorize, "export": _run_export, "models": _run_models, "train": _run_train,
                 "evaluate": _run_evaluate, "tune": _run_tune, "calibrate": _run_calibrate,
                 "compare": _run_compare, "samples": _run_samples}
     try:

@@ -119,8 +119,11 @@ class Colorizer:
     def __init__(self, model: str | os.PathLike | None = None, *, device: str | torch.device | None = None,
                  size: int | None = None, saturation: float = 1.0, temperature: float | None = None,
                  weights_dir: str | os.PathLike = WEIGHTS_DIR, max_pixels: int = DEFAULT_MAX_PIXELS,
-                 flip_average: bool = False, label_outputs: bool = True):
-        self.device = select_device(device)
+                 flip_average: bool = False, label_outputs: bool = True, backend: str = "torch",
+                 precision: str = "fp32"):
+        if backend not in ("torch", "onnx"):
+            raise ValueError(f"backend must be 'torch' or 'onnx', got {backend!r}")
+        self.device = select_device("cpu" if backend == "onnx" else device)
         self.model, self.info, self.name, self.weights_path = resolve_model(model, weights_dir, self.device)
         if self.device.type == "cpu":  # NHWC: every shipped model 8-24% faster on this CPU (bench/RESULTS.md)
             self.model = self.model.to(memory_format=torch.channels_last)
@@ -134,6 +137,9 @@ class Colorizer:
         self.color_space = getattr(self.model.config, "color_space", "lab")
         self.label = self.name  # how tables and sheets name it (from_spec adds the decoding)
         self.label_outputs = label_outputs  # `save` marks files as machine-coloured (XMP DigitalSourceType)
+        self.backend, self.precision = backend, precision
+        if backend == "onnx":
+            self._use_onnx(precision)
 
     @classmethod
     def from_file(cls, path: str | os.PathLike, **kwargs) -> "Colorizer":
@@ -227,11 +233,29 @@ class Colorizer:
         """``colorize`` for each image (photos differ in size, so each runs on its own)."""
         return [self.colorize(image, **kwargs) for image in images]
 
+    def _use_onnx(self, precision: str) -> None:
+        """Runs the network in ONNX Runtime: the graph is exported on first use (seconds) and cached by weights hash;
+        an int8 graph must have been made with ``python -m colorizer export --precision int8``."""
+        from colorizer.onnx_backend import OnnxRunner, export_onnx, onnx_file
+
+        if getattr(self.model, "runtime", "absent") == "absent":
+            raise ValueError(f"{self.name} cannot run on the ONNX backend")
+        path = onnx_file(self.weights_sha256, self.name, precision)
+        if not path.exists():
+            if precision != "fp32":
+                raise FileNotFoundError(f"no {precision} graph of {self.name} at {path}; make it with `python -m "
+                                        f"colorizer export --model {self.name} --precision {precision} --calibration "
+                                        "FOLDER`")
+            log.info("exporting %s to ONNX (once): %s", self.name, path)
+            export_onnx(self.model, path, metadata={"model": self.name, "weights_sha256": self.weights_sha256 or ""})
+        self.model.use_runtime(OnnxRunner(path))
+
     def provenance(self, source_sha256: str | None = None) -> Provenance:
         """What ``save`` writes into each file: program version, model, weights hash (and the source's hash)."""
         from colorizer import __version__
 
-        return Provenance(self.label, self.weights_sha256, __version__, source_sha256)
+        model = self.label + (f" via ONNX Runtime ({self.precision})" if self.backend == "onnx" else "")
+        return Provenance(model, self.weights_sha256, __version__, source_sha256)
 
     def save(self, image: Image.Image, path: str | os.PathLike, *, format: str | None = None,
              source: SourceMetadata | None = None, source_sha256: str | None = None, quality: int = 95,

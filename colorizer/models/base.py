@@ -52,6 +52,12 @@ class ColorModel(nn.Module):
             raise ValueError("the classification head quantises Lab ab; use color_space='lab'")
         self.config = config
         self.bins = AbBins() if config.head == "classify" else None
+        self.runtime = None  # another backend for ``_forward`` (ONNX Runtime): padded L -> raw output
+
+    def use_runtime(self, runtime) -> None:
+        """Runs the network through ``runtime`` (a callable like ``_forward``) instead of PyTorch; None: PyTorch.
+        Padding, cropping and decoding stay here, shared by both backends."""
+        self.runtime = runtime
 
     @property
     def out_channels(self) -> int:
@@ -59,6 +65,11 @@ class ColorModel(nn.Module):
 
     def _forward(self, lightness: torch.Tensor) -> torch.Tensor:
         raise NotImplementedError
+
+    def export_context(self, lightness: torch.Tensor) -> dict[str, torch.Tensor]:
+        """The extra inputs ``_forward`` takes for this (padded) lightness, by name: the exported graph's inputs
+        after ``lightness`` (none for most models)."""
+        return {}
 
     def forward(self, lightness: torch.Tensor, **context) -> torch.Tensor:
         """``context``: extra per-photo inputs of models that take them (Manipal's ``global_vector``)."""
@@ -71,7 +82,7 @@ class ColorModel(nn.Module):
             # reflect needs the pad to be smaller than the side; replicate works for any size
             mode = "reflect" if pad_h < height and pad_w < width else "replicate"
             lightness = F.pad(lightness, (0, pad_w, 0, pad_h), mode=mode)
-        out = self._forward(lightness, **context)
+        out = self._forward(lightness, **context) if self.runtime is None else self.runtime(lightness, **context)
         stride = self.output_stride
         return out[..., : math.ceil(height / stride), : math.ceil(width / stride)]
 

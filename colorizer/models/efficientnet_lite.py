@@ -57,8 +57,12 @@ class SameConv2d(nn.Conv2d):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         pads = []
+        stride, kernel = self.stride[0], self.kernel_size[0]
         for size in (x.shape[-1], x.shape[-2]):  # F.pad order: last dimension first
-            total = max((math.ceil(size / self.stride[0]) - 1) * self.stride[0] + self.kernel_size[0] - size, 0)
+            if stride == 1 or size % stride == 0:  # the general formula, simplified: no symbolic arithmetic in export
+                total = max(kernel - stride, 0)
+            else:
+                total = max((math.ceil(size / stride) - 1) * stride + kernel - size, 0)
             pads += [total // 2, total - total // 2]
         if any(pads):
             x = F.pad(x, pads)

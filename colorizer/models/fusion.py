@@ -150,6 +150,9 @@ class FusionVGG16(ColorModel):
             global_vector = self.global_features(lightness)
         return super().forward(lightness, global_vector=global_vector)
 
+    def export_context(self, lightness: torch.Tensor) -> dict[str, torch.Tensor]:
+        return {"global_vector": self.global_features(lightness)}  # the global branch itself stays in PyTorch
+
     def _forward(self, lightness: torch.Tensor, global_vector: torch.Tensor) -> torch.Tensor:
         encoded = self.encoder(lightness)  # (B, 512, H/64, W/64)
         tiled = global_vector.to(encoded.dtype)[:, :, None, None].expand(-1, -1, *encoded.shape[-2:])
