@@ -120,17 +120,12 @@ def _add_colorize(subparsers) -> None:
                    help="local: this process; ray: Ray Data workers (pip install colorizer[ray])")
     p.add_argument("--address", default=None, help="Ray cluster address (default: start Ray on this machine)")
     p.add_argument("--workers", type=int, default=None, help="Ray: model replicas (default: one per 2 CPUs or 1 GPU)")
-    p.add_argument("--backend", choices=["torch", "onnx"], default="torch",
-                   help="run the network in PyTorch or ONNX Runtime (pip install colorizer[onnx]; CPU)")
-    p.add_argument("--precision", choices=["fp32", "int8"], default="fp32",
-                   help="ONNX backend: int8 needs `python -m colorizer export --precision int8` first")
 
 
 def _add_export(subparsers) -> None:
     p = subparsers.add_parser("export", help="export a model's network to ONNX (fp32, or int8 calibrated on photos)")
     _add_model_arguments(p)
     p.add_argument("--format", choices=["onnx"], default="onnx")
-    p.add_argument("--precision", choices=["fp32", "int8"], default="fp32")
     p.add_argument("--out", default=None, help="the .onnx file (default: the cache `--backend onnx` reads)")
     p.add_argument("--calibration", default=None, help="int8: a folder of photos like the ones to colorize")
     p.add_argument("--calibration-photos", type=int, default=64, help="int8: photos to calibrate on (default 64)")
@@ -165,11 +160,17 @@ def _add_model_arguments(p) -> None:
     group.add_argument("--weights", default=None, help="a .safetensors weights file")
     p.add_argument("--size", type=int, default=None, help="working size: short side the network sees (default 256)")
     p.add_argument("--device", default=None, help="cpu, cuda, cuda:1, mps (default: best available)")
+    p.add_argument("--backend", choices=["torch", "onnx"], default="torch",
+                   help="run the network in PyTorch or ONNX Runtime (pip install colorizer[onnx]; CPU)")
+    p.add_argument("--precision", choices=["fp32", "int8"], default="fp32",
+                   help="ONNX backend: int8 needs `python -m colorizer export --precision int8` first")
 
 
 def _make_colorizer(args, **kwargs):
     from colorizer import Colorizer
 
+    if getattr(args, "backend", "torch") != "torch":
+        kwargs.update(backend=args.backend, precision=args.precision)
     if args.weights:
         return Colorizer.from_file(args.weights, device=args.device, size=args.size, **kwargs)
     return Colorizer(args.model, device=args.device, size=args.size, **kwargs)
@@ -185,7 +186,7 @@ def _run_colorize(args) -> int:
         return 2
     items, ignored = discover(args.inputs, args.format)
     colorizer = _make_colorizer(args, saturation=args.saturation, temperature=args.temperature,
-                                label_outputs=not args.no_provenance, backend=args.backend, precision=args.precision)
+                                label_outputs=not args.no_provenance)
     out = Path(args.out)
     manifest = Manifest(out)
     try:
