@@ -22,7 +22,8 @@ PHOTO_SIZES = ((256, 256), (577, 432), (1154, 865))  # the network's own size; 0
 
 
 def end_to_end_table(specs: list[str | None], repeats: int = 7,
-                     sizes: tuple[tuple[int, int], ...] = PHOTO_SIZES) -> list[dict]:
+                     sizes: tuple[tuple[int, int], ...] = PHOTO_SIZES, backend: str = "torch",
+                     precision: str = "fp32") -> list[dict]:
     """One row per (model, photo size): medians of ``repeats`` interleaved runs of our whole path (decode JPEG,
     network at the working size, bin decoding, full-resolution merge, encode JPEG q95), our network's forward pass
     alone, and ECCV16's forward pass at 256x256; ECCV16's estimated total and the speed-up."""
@@ -37,7 +38,8 @@ def end_to_end_table(specs: list[str | None], repeats: int = 7,
     eccv16_input = torch.randn(1, 1, 256, 256).contiguous(memory_format=torch.channels_last)
     rows = []
     for spec in specs:
-        colorizer = Colorizer.from_spec(spec, device="cpu") if spec else Colorizer(device="cpu")
+        options = {"device": "cpu", "backend": backend, "precision": precision}
+        colorizer = Colorizer.from_spec(spec, **options) if spec else Colorizer(**options)
         for width, height in sizes:
             encoded = gray_jpeg(width, height)
             lightness, _ = colorizer.network_input(load_photo(encoded).gray)
@@ -62,7 +64,8 @@ def end_to_end_table(specs: list[str | None], repeats: int = 7,
                     eccv16_forwards.append(_timed(theirs))
             total, forward, eccv16_forward = (statistics.median(t) * 1000 for t in (totals, forwards, eccv16_forwards))
             eccv16_total = total - forward + eccv16_forward
-            rows.append({"model": colorizer.label, "photo": f"{width}x{height}",
+            label = colorizer.label + (f" (ONNX Runtime {precision})" if backend == "onnx" else "")
+            rows.append({"model": label, "photo": f"{width}x{height}",
                          "network_input": f"{lightness.shape[-1]}x{lightness.shape[-2]}", "total_ms": total,
                          "forward_ms": forward, "eccv16_forward_ms": eccv16_forward, "eccv16_total_ms": eccv16_total,
                          "speedup_end_to_end": eccv16_total / total, "speedup_network": eccv16_forward / forward})
@@ -78,9 +81,23 @@ COLUMNS = [("model", "model", ""), ("photo", "photo", ""), ("network_input", "ne
 def main(argv: list[str] | None = None) -> int:
     from bench.__main__ import table
 
+    import argparse
+
+    parser = argparse.ArgumentParser(prog="python -m bench.end_to_end")
+    parser.add_argument("specs", nargs="*", help="model specs (default: the default shipped model)")
+    parser.add_argument("--backend", choices=["torch", "onnx"], default="torch")
+    parser.add_argument("--precision", choices=["fp32", "int8"], default="fp32")
+    parser.add_argument("--megapixels", default=None,
+                        help="comma-separated photo sizes in MP instead of 256 px, 0.25 MP and 1 MP, e.g. 1,12,50")
+    args = parser.parse_args(argv)
     torch.set_num_threads(2)
-    specs = (argv if argv is not None else sys.argv[1:]) or [None]
-    print(table(end_to_end_table(specs), COLUMNS))
+    sizes = PHOTO_SIZES
+    if args.megapixels:
+        sizes = tuple((round((float(mp) * 1e6 * 4 / 3) ** 0.5), round((float(mp) * 1e6 * 3 / 4) ** 0.5))
+                      for mp in args.megapixels.split(","))
+    rows = end_to_end_table(args.specs or [None], repeats=7 if not args.megapixels else 3, sizes=sizes,
+                            backend=args.backend, precision=args.precision)
+    print(table(rows, COLUMNS))
     return 0
 
 
