@@ -149,7 +149,9 @@ def calibration_inputs(colorizer, photos: list, count: int = 64) -> list[dict[st
 
 def quantize_int8(fp32_path: str | os.PathLike, int8_path: str | os.PathLike,
                   inputs: list[dict[str, np.ndarray]]) -> Path:
-    """Static int8 quantization (QDQ, per-channel int8 weights, uint8 activations) calibrated on ``inputs``."""
+    """Static int8 quantization (QDQ, per-channel int8 weights, uint8 activations, MinMax ranges) calibrated on
+    ``inputs``. Measured on the default model (bench/RESULTS.md): 1.6x faster at 256 px, but not lossless (less
+    colourful: 0.897 of ground truth against fp32's 0.933), so nothing uses it unless asked."""
     import tempfile
 
     from onnxruntime.quantization import (CalibrationDataReader, QuantFormat, QuantType, quant_pre_process,
@@ -169,3 +171,4 @@ def quantize_int8(fp32_path: str | os.PathLike, int8_path: str | os.PathLike,
         quantize_static(str(prepared), str(int8_path), Reader(), quant_format=QuantFormat.QDQ, per_channel=True,
                         activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8)
     return int8_path
+
