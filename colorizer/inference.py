@@ -7,7 +7,6 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -26,7 +25,6 @@ log = logging.getLogger(__name__)
 
 DEFAULT_MODEL = "balanced"  # the shipped model used when none is named
 MERGE_ROWS = 256  # rows per chunk of the full-resolution merge: bounds memory on 50-megapixel photos
-MERGE_THREADS = 0  # threads of the merge (0: torch.get_num_threads())
 
 
 def resolve_model(name: str | os.PathLike | None, weights_dir: str | os.PathLike = WEIGHTS_DIR,
@@ -83,7 +81,7 @@ def merge_full_resolution(gray: np.ndarray, chroma: torch.Tensor, network_shape:
     out = np.empty((height, width, 3), dtype=np.uint8)
     gray_tensor = torch.from_numpy(gray)
 
-    def merge_rows(start: int) -> None:
+    for start in range(0, height, rows):  # threads over row chunks measured slower: the kernels already use both
         stop = min(start + rows, height)
         w = row_weight[start:stop].view(1, -1, 1)
         ab = widened[:, top[start:stop]] * (1 - w) + widened[:, bottom[start:stop]] * w  # (2, rows, W)
@@ -93,15 +91,6 @@ def merge_full_resolution(gray: np.ndarray, chroma: torch.Tensor, network_shape:
             lightness = gray_to_lightness(gray_tensor[start:stop])  # (rows, W)
             rgb = space_to_rgb(torch.cat((lightness[None], ab), dim=0), color_space)  # clipped into [0, 1]
             out[start:stop] = (rgb * 255 + 0.5).to(torch.uint8).permute(1, 2, 0).numpy()
-
-    starts = range(0, height, rows)
-    workers = min(MERGE_THREADS or torch.get_num_threads(), len(starts))
-    if workers > 1:  # chunks write disjoint rows; PyTorch's kernels release the GIL, so threads use every core
-        with ThreadPoolExecutor(workers) as pool:
-            list(pool.map(merge_rows, starts))
-    else:
-        for start in starts:
-            merge_rows(start)
     return out
 
 

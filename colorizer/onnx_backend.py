@@ -92,7 +92,9 @@ def session_options(threads: Optional[int] = None):
     import onnxruntime as ort
 
     options = ort.SessionOptions()
-    options.intra_op_num_threads = threads or torch.get_num_threads()
+    # one thread by default: measured at 1 MP (bench/RESULTS.md), 2 threads are 7% faster on an idle machine but 2.2x
+    # slower when another process keeps a core busy, where 1 thread does not slow down at all
+    options.intra_op_num_threads = threads or 1
     options.inter_op_num_threads = 1
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     return options
