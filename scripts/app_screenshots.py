@@ -54,7 +54,7 @@ def main() -> None:
                                        "document.querySelector('#result-info').innerText.includes('colorized in')",
                                        timeout=120_000)
                 time.sleep(1.0)
-                page.screenshot(path=str(out / "colorize_tab.png"), full_page=False)
+                page.screenshot(path=str(out / "colorize_tab.jpg"), full_page=False, quality=82)
                 page.get_by_text("Compare models on this photo").click()
                 page.click("#compare-button")
                 page.wait_for_function("document.querySelector('#compare-times') && "
@@ -62,12 +62,12 @@ def main() -> None:
                                        timeout=300_000)
                 time.sleep(1.0)
                 page.locator("#compare-gallery").scroll_into_view_if_needed()
-                page.screenshot(path=str(out / "compare_view.png"), full_page=False)
+                page.screenshot(path=str(out / "compare_view.jpg"), full_page=False, quality=82)
                 browser.close()
         finally:
             server.terminate()
             server.wait(timeout=30)
-    print(f"wrote {out / 'colorize_tab.png'} and {out / 'compare_view.png'}")
+    print(f"wrote {out / 'colorize_tab.jpg'} and {out / 'compare_view.jpg'}")
 
 
 if __name__ == "__main__":
