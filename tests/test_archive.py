@@ -211,7 +211,7 @@ def test_ray_engine_survives_a_killed_worker_and_driver_and_resumes_either_way(t
     """Ray's local cluster: a worker is killed (Ray restarts it and retries), then the driver is killed; the rerun
     on Ray finishes the job with every photo written once, and the local engine then finds nothing left to do."""
     pytest.importorskip("ray", reason="Ray is optional (pip install colorizer[ray]); requirements-dev installs it")
-    inputs = make_archive(tmp_path / "in", 30, side=200)
+    inputs = make_archive(tmp_path / "in", 40, side=200)
     out = tmp_path / "out"
     args = [tmp_path / "in", "--out", out, "--weights", tiny_weights, "--size", "64"]
     driver = colorize_cli(*args, "--engine", "ray", start_new_session=True)
