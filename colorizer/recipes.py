@@ -163,6 +163,9 @@ def train_config(name: str, data: str, out: str, **overrides):
     unknown = set(overrides) - {f.name for f in dataclasses.fields(TrainConfig)}
     if unknown:
         raise TypeError(f"unknown training option(s) {sorted(unknown)}")
+    overrides = dict(overrides)
+    # --model-config merges into the recipe's (an ablation changes one switch, the rest stays as published)
+    values["model_config"].update(overrides.pop("model_config", None) or {})
     values.update(overrides)
     return TrainConfig(**values)
 

@@ -135,3 +135,15 @@ def test_imagenet_normalisation_is_folded_into_the_one_channel_conv():
     normalised = (gray - torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1)) / torch.tensor(IMAGENET_STD).view(1, 3, 1, 1)
     expected = rgb_conv(normalised)
     torch.testing.assert_close(folded(lightness)[..., 1:-1, 1:-1], expected[..., 1:-1, 1:-1], rtol=1e-5, atol=1e-5)
+
+
+def test_model_config_merges_into_the_recipes():
+    """An ablation flips one switch; the recipe's other model settings stay as published."""
+    from colorizer.recipes import get_recipe, train_config
+
+    recipe = get_recipe("deepcolor-densenet")
+    assert recipe.model_config == {"decoder": "deepcolor", "skips": False}
+    config = train_config("deepcolor-densenet", "data", "out", model_config={"skips": True})
+    assert config.model_config == {"decoder": "deepcolor", "skips": True}
+    assert recipe.model_config == {"decoder": "deepcolor", "skips": False}  # the recipe itself is untouched
+    assert train_config("deepcolor-densenet", "data", "out").model_config == recipe.model_config
