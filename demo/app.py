@@ -112,7 +112,7 @@ def main(argv: list[str] | None = None, args: argparse.Namespace | None = None) 
     args = args or parse_args(argv)
     os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    pool = ModelPool(args.weights_dir, device=args.device)
+    pool = ModelPool(args.weights_dir, device=args.device, backend=args.backend)
     if not pool.names():
         log.warning("no weights in %s: the colorize tab will say so", args.weights_dir)
     app = build_app(pool, database_url=args.db or default_database_url(), study_name=args.study, study_progress=True,

@@ -18,6 +18,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--db", default=None, help="study database URL (default: STUDY_DB_URL or a SQLite file)")
     parser.add_argument("--weights-dir", default=str(WEIGHTS_DIR), help="folder of shipped .safetensors models")
     parser.add_argument("--device", default=None, help="cpu, cuda, mps (default: best available)")
+    parser.add_argument("--backend", choices=["torch", "onnx"], default="torch",
+                        help="run the networks in PyTorch or in ONNX Runtime on the CPU (pip install colorizer[onnx]; "
+                             "holds its speed better when the cores are shared, bench/RESULTS.md)")
     parser.add_argument("--study", default=None, help="study the Turing-test tab runs (default: the default study)")
     return parser.parse_args(argv)
 

@@ -14,9 +14,10 @@ from colorizer.weights import PROJECT_GROUP, WEIGHTS_DIR, WeightsInfo, model_gro
 class ModelPool:
     """Name -> ``Colorizer`` for every weights file in ``weights_dir``, each loaded on first use."""
 
-    def __init__(self, weights_dir: str | os.PathLike = WEIGHTS_DIR, device: str | None = None):
+    def __init__(self, weights_dir: str | os.PathLike = WEIGHTS_DIR, device: str | None = None,
+                 backend: str = "torch"):
         self.weights_dir = Path(weights_dir)
-        self.device = device
+        self.device, self.backend = device, backend  # backend "onnx": ONNX Runtime on the CPU (colorizer[onnx])
         paths = shipped_weights(self.weights_dir)
         infos = {name: read_info(path) for name, path in paths.items()}
         # this project's models first (the default model leading), then the source papers' systems
@@ -46,5 +47,5 @@ class ModelPool:
             raise KeyError(f"unknown model {name!r}; available: {', '.join(self.paths) or 'none'}")
         with self._lock:  # two first requests must not load the same model twice
             if name not in self._loaded:
-                self._loaded[name] = Colorizer(self.paths[name], device=self.device)
+                self._loaded[name] = Colorizer(self.paths[name], device=self.device, backend=self.backend)
             return self._loaded[name]

@@ -86,3 +86,15 @@ def test_cli_colorizes_through_onnx_runtime(tmp_path, tiny_weights, gradient_ima
     from colorizer.provenance import read_provenance
 
     assert "via ONNX Runtime (fp32)" in read_provenance(tmp_path / "out" / "photo.png")["dc:description"]
+
+
+def test_app_pool_serves_through_onnx_runtime(weights_dir, gradient_image):
+    from demo.colorize_tab import colorize_file
+    from demo.models import ModelPool
+
+    pool = ModelPool(weights_dir, backend="onnx")
+    assert pool.get(None).model.runtime is not None  # the network runs in ONNX Runtime
+    path = weights_dir.parent / "upload.png"
+    gradient_image.save(path)
+    result = colorize_file(str(path), None, 64, 1.0, pool)
+    assert result.after.size[0] > 0 and result.path.exists()
