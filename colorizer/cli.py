@@ -525,6 +525,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from colorizer import MissingExtraError
+
     args = build_parser().parse_args(argv)
     quiet = logging.INFO if args.command == "train" else logging.WARNING  # training narrates its epochs
     logging.basicConfig(level=logging.DEBUG if args.verbose else quiet,
@@ -539,7 +541,7 @@ def main(argv: list[str] | None = None) -> int:
     except BrokenPipeError:  # output piped into `head` and the like: stop quietly, as Unix tools do
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 141
-    except (ValueError, KeyError, FileNotFoundError, TypeError) as error:
+    except (ValueError, KeyError, FileNotFoundError, TypeError, MissingExtraError) as error:
         log.debug("failed", exc_info=True)
         message = error.args[0] if isinstance(error, KeyError) and error.args else error  # no repr quotes
         print(f"error: {message}", file=sys.stderr)

@@ -14,6 +14,7 @@ import time
 from pathlib import Path
 from typing import Optional
 
+from colorizer import MissingExtraError
 from colorizer.archive import ArchiveItem, Manifest, Outcome, Plan, Summary, _tally, colorize_item
 
 OUTCOME_FIELDS = ("relpath", "state", "size", "mtime_ns", "sha256", "reason", "seconds")
@@ -45,7 +46,7 @@ def start_ray(address: Optional[str] = None, num_cpus: Optional[int] = None) -> 
     try:
         import ray
     except ImportError:
-        raise RuntimeError("--engine ray needs Ray: pip install 'colorizer[ray]' (or -r requirements-ray.txt)") from None
+        raise MissingExtraError("--engine ray needs Ray: pip install 'colorizer[ray]' (or -r requirements-ray.txt)") from None
     if ray.is_initialized():
         return
     if address:

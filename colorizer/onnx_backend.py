@@ -20,6 +20,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from colorizer import MissingExtraError
+
 log = logging.getLogger(__name__)
 
 OPSET = 18
@@ -57,7 +59,11 @@ def cache_dir() -> Path:
 def export_onnx(model: nn.Module, path: str | os.PathLike, opset: int = OPSET,
                 metadata: Optional[dict[str, str]] = None) -> Path:
     """Exports ``model``'s network to ``path`` (one self-contained .onnx file); ``metadata`` goes into the file."""
-    import onnx
+    try:
+        import onnx
+        import onnxscript  # noqa: F401  (the dynamo exporter's translator)
+    except ImportError:
+        raise MissingExtraError("ONNX export needs onnx and onnxscript: pip install 'colorizer[onnx]'") from None
     from torch.export import Dim
 
     path = Path(path)
@@ -107,7 +113,7 @@ class OnnxRunner:
         try:
             import onnxruntime as ort
         except ImportError:
-            raise RuntimeError("the ONNX backend needs ONNX Runtime: pip install 'colorizer[onnx]'") from None
+            raise MissingExtraError("the ONNX backend needs ONNX Runtime: pip install 'colorizer[onnx]'") from None
         self.path = Path(path)
         self.session = ort.InferenceSession(str(self.path), session_options(threads),
                                             providers=["CPUExecutionProvider"])
