@@ -373,6 +373,14 @@ class Trainer:
         log.info("resumed %s at epoch %d (%.1f min trained)", path, self.epoch, self.elapsed / 60)
         return True
 
+    def effective_encoder_lr(self) -> float | None:
+        """The rate the ImageNet encoder actually trained at: 0 frozen, None when no ImageNet weights loaded (then
+        the encoder was random and trained at ``lr`` with the rest)."""
+        loaded = getattr(getattr(self.model, "encoder", None), "imagenet_loaded", False)
+        if not loaded:
+            return None
+        return 0.0 if self.config.freeze_encoder else self.config.encoder_lr
+
     def export(self, path: Path, metrics: dict) -> None:
         model_config = self.model.config.to_dict()
         info = WeightsInfo(
@@ -380,7 +388,8 @@ class Trainer:
             training={"loss": self.config.loss, "recipe": self.config.recipe, "epochs": self.epoch,
                       "minutes": round(self.elapsed / 60, 1), "images_seen": self.images_seen,
                       "optimizer": {"betas": list(self.config.betas), "weight_decay": self.config.weight_decay,
-                                    "schedule": self.config.schedule, "encoder_lr": self.config.encoder_lr},
+                                    "schedule": self.config.schedule,
+                                    "encoder_lr": self.effective_encoder_lr()},
                       "augment": {"hflip": self.config.hflip, "vflip": self.config.vflip,
                                   "max_crop": self.config.max_crop},
                       "bn_recalibrated_on": self.config.bn_crops,

@@ -191,3 +191,21 @@ def test_another_training_seed_holds_out_the_photos_the_tools_validate_on(tmp_pa
     held = [str(path) for path in held_out_photos(tmp_path, fraction=0.25)]
     assert sorted(trainer.val_cache.paths) == sorted(held)
     assert not set(trainer.train_cache.paths) & set(held)
+
+
+def test_metadata_says_whether_imagenet_weights_loaded_and_which_rate_applied(tmp_path, monkeypatch):
+    """A recipe may ask for an ImageNet encoder at 3e-6; without the file the record must not claim either."""
+    from colorizer.weights import read_info
+
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path))  # no ImageNet file anywhere
+    monkeypatch.delenv("COLORIZER_PRETRAINED_DIR", raising=False)
+    trainer = make_trainer(tmp_path / "random", model="resnet18_unet", epochs=1, encoder_lr=3e-6)
+    trainer.fit()
+    record = read_info(tmp_path / "random" / "last.safetensors").training
+    assert record["imagenet_encoder_loaded"] is False
+    assert record["optimizer"]["encoder_lr"] is None  # it trained at lr with the rest
+
+    frozen = make_trainer(tmp_path / "frozen", model="lite_unet", epochs=1, freeze_encoder=True)
+    assert frozen.effective_encoder_lr() == 0.0  # the installed EfficientNet-Lite0 weights loaded, frozen
+    tuned = make_trainer(tmp_path / "tuned", model="lite_unet", epochs=1, encoder_lr=1e-4)
+    assert tuned.effective_encoder_lr() == 1e-4
