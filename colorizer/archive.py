@@ -248,6 +248,12 @@ class Summary:
     ignored: int = 0
     seconds: float = 0.0
 
+    @classmethod
+    def of_plan(cls, job: Plan) -> "Summary":
+        """What a run reports before it colorizes anything: what its plan skipped."""
+        return cls(skipped=job.done, failed_before=job.failed_before, other_shards=job.other_shards,
+                   ignored=len(job.ignored))
+
     @property
     def complete(self) -> bool:
         """Every photo of this shard is colorized (none failed now or earlier)."""
@@ -272,8 +278,7 @@ def run_local(colorizer, items: list[ArchiveItem], out: Path, manifest: Manifest
     """The local engine: one process, items in order, each outcome recorded as soon as it is known."""
     from tqdm import tqdm
 
-    summary = Summary(skipped=job.done, failed_before=job.failed_before, other_shards=job.other_shards,
-                      ignored=len(job.ignored))
+    summary = Summary.of_plan(job)
     by_name = {item.relpath: item for item in items}
     started = time.perf_counter()
     bar = tqdm(job.todo, desc="colorizing", unit="photo", disable=not progress or len(job.todo) < 2)

@@ -62,8 +62,7 @@ def run_ray(colorizer, items: list[ArchiveItem], out: Path, manifest: Manifest, 
     """The Ray engine: one actor per ``workers`` (default: one per GPU, else one per two CPUs)."""
     from tqdm import tqdm
 
-    summary = Summary(skipped=job.done, failed_before=job.failed_before, other_shards=job.other_shards,
-                      ignored=len(job.ignored))
+    summary = Summary.of_plan(job)
     started = time.perf_counter()
     if not job.todo:
         return summary

@@ -7,7 +7,6 @@ from __future__ import annotations
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -21,16 +20,11 @@ from sqlalchemy import create_engine, text
 
 from study.stimuli import skimage_photos
 from tests.conftest import new_postgres_database
+from tests.postgres import _free_port as free_port
 from tests.test_app import ARTIFACTS, CHROMIUM, CHROMIUM_ARGS, _join_as, _wait_for_next_screen
 
 ROOT = Path(__file__).resolve().parent.parent
 SHIPPED_CONFIG = ROOT / "deploy" / "nginx-colorizer.conf"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def wait_for_http(url: str, process: subprocess.Popen, seconds: float = 180) -> None:
