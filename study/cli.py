@@ -35,6 +35,8 @@ def build_parser() -> argparse.ArgumentParser:
     build.add_argument("--practice-photos", type=int, default=1)
     build.add_argument("--sentinel-fraction", type=float, default=0.1)
     build.add_argument("--seed", type=int, default=0)
+    build.add_argument("--models-per-participant", type=int, default=None,
+                       help="each participant sees this many of the models (subsets balanced over participants)")
     build.add_argument("--completion-url", default=None,
                        help="send finished participants here, {code} replaced by their completion code (Prolific: "
                             "'https://app.prolific.com/submissions/complete?cc=YOURCODE')")
@@ -62,6 +64,8 @@ def build_parser() -> argparse.ArgumentParser:
     simulate.add_argument("--power", default=None,
                           help="comma-separated participant counts: estimate power on copies of a SQLite database")
     simulate.add_argument("--repeats", type=int, default=20, help="simulated studies per count for --power")
+    simulate.add_argument("--focus", default=None,
+                          help="--power: the model compared with real photos and each other model (default: first)")
     simulate.add_argument("--participant-sd", type=float, default=0.5, help="sd of participants' log-odds shifts")
     simulate.add_argument("--photo-sd", type=float, default=0.6, help="sd of photos' log-odds shifts")
     return parser
@@ -81,7 +85,7 @@ def _run_build(args, factory) -> int:
     design = StudyDesign(name=args.name, mode=args.mode, presentation=args.presentation, display_ms=args.display_ms,
                          size=args.size, practice_photos=args.practice_photos,
                          sentinel_fraction=args.sentinel_fraction, seed=args.seed, real_chroma=args.real_chroma,
-                         completion_url=args.completion_url)
+                         completion_url=args.completion_url, models_per_participant=args.models_per_participant)
     from tqdm import tqdm
 
     with factory.begin() as session, tqdm(total=len(photos), desc="building stimuli", unit="photo") as bar:
@@ -147,8 +151,11 @@ def _run_simulate(args, engine, factory) -> int:
             raise ValueError("--power copies a SQLite database file; pass --db sqlite:///FILE")
         counts = [int(c) for c in args.power.split(",")]
         table = power_analysis(engine.url.database, accept, counts, args.repeats, args.study, args.seed,
-                               variation=variation)
-        print(table.to_string(index=False))
+                               variation=variation, focus=args.focus)
+        wide = table.pivot(index="test", columns="participants", values="power")
+        wide.columns = [f"{count} participants" for count in wide.columns]
+        print(f"power: share of {args.repeats} simulated studies in which the test is significant (alpha 0.05)")
+        print(wide.loc[table["test"].unique()].to_string(float_format=lambda v: f"{v:.2f}"))
         return 0
     if not args.participants:
         raise ValueError("simulate needs --participants N (or --power COUNTS)")

@@ -82,12 +82,14 @@ def mark_abandoned(session: Session, study: Study, now: datetime | None = None) 
 
 
 def next_list_index(session: Session, study: Study) -> int:
-    """Round-robin over Latin-square lists: the list with the fewest active or completed participants."""
-    counts = dict(session.execute(
-        select(Participant.list_index, func.count())
+    """The list with the fewest completed sessions (what the analysis will hold), ties broken by the fewest active
+    ones: abandoned and excluded-for-leaving sessions do not unbalance the design."""
+    counts = {(index, status): count for index, status, count in session.execute(
+        select(Participant.list_index, Participant.status, func.count())
         .where(Participant.study_id == study.id, Participant.status.in_(("active", "completed")))
-        .group_by(Participant.list_index)).all())
-    return min(range(study.list_count), key=lambda index: (counts.get(index, 0), index))
+        .group_by(Participant.list_index, Participant.status)).all()}
+    return min(range(study.list_count),
+               key=lambda index: (counts.get((index, "completed"), 0), counts.get((index, "active"), 0), index))
 
 
 def _stimuli_by_photo(session: Session, study: Study) -> dict[int, dict[str, list[Stimulus]]]:
@@ -104,15 +106,33 @@ def conditions_of(study: Study) -> list[str]:
     return [n for n in names if n != "real"] if study.mode == "2afc" else names
 
 
+def participant_conditions(study: Study, list_index: int) -> tuple[list[str], int]:
+    """The conditions a participant on list ``list_index`` sees, and the rotation of photos over them.
+
+    With ``models_per_participant`` k of C models, subset s holds models s, s+1, ..., s+k-1 (mod C), so every model
+    is in k of the C subsets; within a subset each rotation puts every photo in every condition once. Over all lists
+    every photo appears equally often in every model (and, in single mode, as a real photo in 1/(k+1) of trials).
+    """
+    conditions = conditions_of(study)
+    per_participant = study.models_per_participant
+    models = [c for c in conditions if c != "real"]
+    if per_participant is None or per_participant >= len(models):
+        return conditions, list_index
+    rotations = per_participant if study.mode == "2afc" else per_participant + 1
+    subset_index, rotation = divmod(list_index, rotations)
+    subset = [models[(subset_index + i) % len(models)] for i in range(per_participant)]
+    return (subset if study.mode == "2afc" else ["real", *subset]), rotation
+
+
 def make_trials(session: Session, study: Study, participant: Participant) -> list[Trial]:
     """Practice trials first, then main and sentinel trials in a per-participant shuffled order.
 
-    Main photo j gets condition (j + list) mod C, so across C lists every photo appears in every condition and each
-    participant sees each photo once.
+    Main photo j gets condition (j + rotation) mod C of the participant's conditions, so across the lists every photo
+    appears in every condition and each participant sees each photo once.
     """
     rng = random.Random(participant.seed)
     stimuli = _stimuli_by_photo(session, study)
-    conditions = conditions_of(study)
+    conditions, rotation = participant_conditions(study, participant.list_index)
     photos = sorted(study.photos, key=lambda p: p.position)
     main = [p for p in photos if p.role == "main"]
     trials: list[Trial] = []
@@ -141,7 +161,7 @@ def make_trials(session: Session, study: Study, participant: Participant) -> lis
     trials += practice[: study.practice_trials]
     body = []
     for index, photo in enumerate(main):
-        condition = conditions[(index + participant.list_index) % len(conditions)]
+        condition = conditions[(index + rotation) % len(conditions)]
         shown = stimuli[photo.id][condition][0]
         body.append(trial("main", condition, shown, stimuli[photo.id]["real"][0]))
     for photo in (p for p in photos if p.role == "sentinel"):

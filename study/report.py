@@ -88,6 +88,7 @@ def analyse(engine: Engine, study_name: str | None = None, bootstrap_repeats: in
         info = {"name": study.name, "mode": study.mode, "presentation": study.presentation,
                 "display_ms": study.display_ms, "consent_version": study.consent_version,
                 "exclusion_rules": study.exclusion_rules, "lists": study.list_count,
+                "models_per_participant": study.models_per_participant,
                 "conditions": [c.name for c in study.conditions], "created_at": study.created_at.isoformat(),
                 "condition_details": [{"condition": c.name, "description": "the photo itself" if c.is_real
                                        else c.description, "weights_sha256": c.weights_sha256 or ""}

@@ -52,6 +52,8 @@ class Study(Base):
     consent_version: Mapped[str] = mapped_column(String(20))
     exclusion_rules: Mapped[dict] = mapped_column(JSON)  # fixed at creation, before any data
     list_count: Mapped[int] = mapped_column(Integer)  # Latin-square lists
+    # None: every participant sees every model; k: each sees k of them (subsets balanced across participants)
+    models_per_participant: Mapped[Optional[int]] = mapped_column(Integer)
     stimulus_size: Mapped[int] = mapped_column(Integer)
     is_default: Mapped[bool] = mapped_column(Boolean, default=False)
     id_salt: Mapped[str] = mapped_column(String(64))  # salt of external-id hashes (never exported)

@@ -126,20 +126,24 @@ def simulate(factory: sessionmaker[Session], participants: int, accept: dict[str
 
 def power_analysis(database_file: str | Path, accept: dict[str, float], participant_counts: list[int],
                    repeats: int = 20, study_name: str | None = None, seed: int = 0, alpha: float = 0.05,
-                   variation: "Variation | None" = None, progress: bool = True):
-    """For each participant count: share of simulated studies in which every pair of models differs significantly
-    (clustered test, Holm-corrected), each study a fresh copy of the SQLite file ``database_file``, with people and
-    photos varying as ``variation`` says."""
+                   variation: "Variation | None" = None, progress: bool = True, focus: str | None = None):
+    """For each participant count, the share of simulated studies in which each test is significant, each study a
+    fresh copy of the SQLite file ``database_file`` with people and photos varying as ``variation`` says.
+
+    Rows: ``focus`` (default: the study's first model) against real photos (2AFC: its fool rate against 50%;
+    single: a photo-level label-flip test of its acceptance against real photos'), ``focus`` against each other
+    model (Holm-corrected over all pairs, as in the report), and "every pair" (all pairs significant at once)."""
     import pandas as pd
     from tqdm import tqdm
 
+    from study import analysis, clustered
     from study.db import make_engine, make_session_factory
     from study.report import analyse
 
     rows = []
     bar = tqdm(total=len(participant_counts) * repeats, desc="simulated studies", unit="study", disable=not progress)
     for count in participant_counts:
-        significant = 0
+        hits: dict[str, int] = {}
         for repeat in range(repeats):
             with tempfile.TemporaryDirectory() as folder:
                 copy = Path(folder) / "study.sqlite"
@@ -151,10 +155,28 @@ def power_analysis(database_file: str | Path, accept: dict[str, float], particip
                                              seed=run_seed))
                 report = analyse(engine, study_name, bootstrap_repeats=0, include_simulated=True)  # p-values only
                 engine.dispose()
+            models = [c for c in report.study["conditions"] if c != "real"]
+            target = focus or models[0]
+            if report.study["mode"] == "2afc":
+                row = report.acceptance.set_index("condition").loc[target]
+                tests = {f"{target}: fool rate differs from 50%": row["p_vs_half"] < alpha}
+            else:
+                frame = analysis.analysable(report.trials, report.study["exclusion_rules"])
+                tests = {f"{target}: acceptance differs from real photos'":
+                         clustered.label_flip_test(frame, target, "real") < alpha}
             pairs = report.pairwise
-            significant += bool(len(pairs)) and bool((pairs["p_holm"] < alpha).all())
+            for other in models:
+                if other != target:
+                    pair = pairs[((pairs["model_a"] == target) & (pairs["model_b"] == other))
+                                 | ((pairs["model_a"] == other) & (pairs["model_b"] == target))]
+                    tests[f"{target} vs {other} (Holm)"] = bool(len(pair)) and bool(pair["p_holm"].iloc[0] < alpha)
+            if len(models) > 2:
+                tests["every pair of models (Holm)"] = bool(len(pairs)) and bool((pairs["p_holm"] < alpha).all())
+            for name, significant in tests.items():
+                hits[name] = hits.get(name, 0) + bool(significant)
             bar.update()
-        rows.append({"participants": count, "repeats": repeats, "power": significant / repeats})
+        rows += [{"participants": count, "test": name, "repeats": repeats, "power": hit / repeats}
+                 for name, hit in hits.items()]
     bar.close()
     return pd.DataFrame(rows)
 

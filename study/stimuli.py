@@ -166,6 +166,7 @@ class StudyDesign:
     real_chroma: str = "band_limited"  # "band_limited": real stimuli get the models' chroma bandwidth (no JPEG
     # chroma blocks, no sharper chroma than a model can give); "original": the photo as it is
     seed: int = 0  # which photos become practice / sentinel photos
+    models_per_participant: int | None = None  # with many models: each participant sees this many (None: all)
 
     def validate(self) -> None:
         if self.mode not in ("single", "2afc"):
@@ -178,6 +179,8 @@ class StudyDesign:
             raise ValueError(f"real_chroma must be 'band_limited' or 'original', got {self.real_chroma!r}")
         if self.completion_url and not self.completion_url.startswith(("https://", "http://")):
             raise ValueError(f"completion_url must be an http(s) address, got {self.completion_url!r}")
+        if self.models_per_participant is not None and self.models_per_participant < 1:
+            raise ValueError(f"models_per_participant must be at least 1, got {self.models_per_participant}")
         if self.size < 32:
             raise ValueError(f"stimulus size must be at least 32, got {self.size}")
 
@@ -196,6 +199,14 @@ def _store(session: Session, photo: SourcePhoto, rgb: np.ndarray, condition: str
     return stimulus
 
 
+def list_count(mode: str, models: int, per_participant: int | None) -> int:
+    """Latin-square lists: one per rotation of a participant's conditions; with model subsets, one per subset and
+    rotation (``study.protocol.participant_conditions``)."""
+    shown = models if per_participant is None else per_participant
+    rotations = shown if mode == "2afc" else shown + 1  # single mode: "real" is a condition too
+    return rotations if per_participant is None else models * rotations
+
+
 def build_study(session: Session, design: StudyDesign, photos: Sequence[tuple[str, np.ndarray]],
                 colorizers: dict[str, Callable], descriptions: dict[str, str] | None = None,
                 progress: Callable[[float, str], None] | None = None, is_default: bool = False) -> Study:
@@ -210,10 +221,13 @@ def build_study(session: Session, design: StudyDesign, photos: Sequence[tuple[st
     sentinel_count = max(1, round(len(photos) * design.sentinel_fraction))
     if len(photos) < design.practice_photos + sentinel_count + 1:
         raise ValueError(f"need at least {design.practice_photos + sentinel_count + 1} photos, got {len(photos)}")
-    conditions = list(colorizers) if design.mode == "2afc" else ["real", *colorizers]
+    per_participant = design.models_per_participant
+    if per_participant is not None and per_participant >= len(colorizers):
+        per_participant = None  # every participant sees every model anyway
     study = Study(name=design.name, mode=design.mode, presentation=design.presentation, display_ms=design.display_ms,
                   consent_version=CONSENT_VERSION, exclusion_rules=dict(design.rules or DEFAULT_RULES),
-                  list_count=len(conditions), stimulus_size=design.size, is_default=is_default,
+                  list_count=list_count(design.mode, len(colorizers), per_participant),
+                  models_per_participant=per_participant, stimulus_size=design.size, is_default=is_default,
                   id_salt=secrets.token_hex(16), practice_trials=design.practice_trials,
                   completion_url=design.completion_url)
     session.add(study)

@@ -18,7 +18,7 @@ from sqlalchemy import create_engine, func, select, text
 from study import analysis
 from study.db import make_engine, make_session_factory
 from study.protocol import StudyError
-from study.report import write_report
+from study.report import analyse, write_report
 from study.schema import Participant, Response, SourcePhoto, Stimulus, Study, Trial
 from study.service import StudyService
 from study.simulate import parse_accept, simulate
@@ -101,6 +101,65 @@ def test_abandoned_session_reopens_its_list(single_study):
     with factory() as session:
         assert session.scalar(select(func.count()).select_from(Response).join(Trial)
                               .join(Participant).where(Participant.token == first.token)) == 1
+
+
+def build_subsets(factory, photos, colorizer, mode, per_participant):
+    with factory.begin() as session:
+        study = build_study(session, StudyDesign(name="subsets", size=64, mode=mode,
+                                                 models_per_participant=per_participant), photos,
+                            {name: colorizer for name in ("m0", "m1", "m2", "m3")})
+        return study.name, study.list_count
+
+
+@pytest.mark.parametrize("mode, per_participant, lists, shown", [("single", 1, 8, 2), ("2afc", 2, 8, 2)])
+def test_model_subsets_balance_photos_and_conditions(tmp_path, photos, tiny_colorizer, mode, per_participant, lists,
+                                                    shown):
+    engine = make_engine(f"sqlite:///{tmp_path / 'subsets.sqlite'}")
+    factory = make_session_factory(engine)
+    name, list_count = build_subsets(factory, photos, tiny_colorizer, mode, per_participant)
+    assert list_count == lists
+    service = StudyService(factory)
+    for _ in range(lists):
+        service.start(name, True)
+    counts = Counter()
+    with factory() as session:
+        participants = session.scalars(select(Participant)).all()
+        assert sorted(p.list_index for p in participants) == list(range(lists))
+        for participant in participants:
+            main = [t for t in participant.trials if t.kind == "main"]
+            conditions = Counter(t.condition for t in main)
+            assert len(conditions) == shown  # single: real and one model; 2afc: two models
+            assert max(conditions.values()) - min(conditions.values()) <= 1
+            counts.update((t.stimulus.photo_id, t.condition) for t in main)
+    # over all lists every main photo is in every model equally often (and real in half of single-mode trials)
+    per_photo = {}
+    for (photo, condition), count in counts.items():
+        per_photo.setdefault(photo, {})[condition] = count
+    for table in per_photo.values():
+        model_counts = {table.get(m, 0) for m in ("m0", "m1", "m2", "m3")}
+        assert len(model_counts) == 1 and model_counts != {0}
+        if mode == "single":
+            assert table["real"] == sum(table[m] for m in ("m0", "m1", "m2", "m3"))
+    simulate(factory, lists * 2, {"real": 0.8, "*": 0.4}, name, seed=3)
+    report = analyse(engine, name, bootstrap_repeats=0, include_simulated=True)
+    assert set(report.acceptance["condition"]) >= {"m0", "m1", "m2", "m3"}
+    assert report.study["models_per_participant"] == per_participant
+    engine.dispose()
+
+
+def test_lists_balance_completed_sessions_not_started_ones(single_study):
+    engine, factory, name = single_study
+    service = StudyService(factory)
+    states = [service.start(name, True) for _ in range(4)]  # lists 0, 1, 2, then 0 again
+    with factory.begin() as session:
+        for participant in session.scalars(select(Participant)):
+            if participant.list_index != 0:
+                participant.status = "completed"
+    # list 0 has two people still answering and none finished; lists 1 and 2 have one finished each
+    nxt = service.start(name, True)
+    with factory() as session:
+        assert session.scalar(select(Participant.list_index).where(Participant.token == nxt.token)) == 0
+    assert len(states) == 4
 
 
 def test_stimulus_parity(single_study):
@@ -372,6 +431,27 @@ def test_simulated_2afc_study_and_report_files(tmp_path, photos, tiny_colorizer)
     acceptance = pd.read_csv(tmp_path / "report" / "acceptance.csv")
     assert set(acceptance["condition"]) == {"balanced", "vivid"}  # 2AFC: fool rate per model
     assert (trials.loc[trials["answered"], "intended_display_ms"] == 1000).all()
+
+
+@pytest.mark.parametrize("mode", ["single", "2afc"])
+def test_power_analysis_per_comparison(tmp_path, photos, tiny_colorizer, mode):
+    from study.simulate import power_analysis
+
+    database = tmp_path / "power.sqlite"
+    engine = make_engine(f"sqlite:///{database}")
+    # 16 photos, 13 main ones: the photo-level pair test can reach p < 0.05 even with a photo or two going the other way
+    more = photos + [(f"{label}_upside_down", np.ascontiguousarray(rgb[::-1])) for label, rgb in photos]
+    build(make_session_factory(engine), more, tiny_colorizer, mode=mode)
+    engine.dispose()
+    # balanced is rarely taken for real; vivid as often as real photos (single) or at chance (2AFC)
+    accept = {"balanced": 0.1, "vivid": 0.9 if mode == "single" else 0.5, "real": 0.9}
+    table = power_analysis(database, accept, [24], repeats=2, focus="balanced", progress=False)
+    power = dict(zip(table["test"], table["power"]))
+    against_real = ("balanced: acceptance differs from real photos'" if mode == "single"
+                    else "balanced: fool rate differs from 50%")
+    assert set(power) == {against_real, "balanced vs vivid (Holm)"}  # two models: no "every pair" row
+    assert power[against_real] == 1.0 and power["balanced vs vivid (Holm)"] == 1.0
+    assert set(table["participants"]) == {24} and set(table["repeats"]) == {2}
 
 
 def test_study_cli_build_simulate_report(tmp_path, tiny_weights):
