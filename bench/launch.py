@@ -41,7 +41,7 @@ def first_launch(timeout_s: float = 900.0) -> dict:
             client.predict(handle_file(str(photo)), "balanced", 256, 1.0, api_name="/colorize")
             colorize_s = time.perf_counter() - started
             while True:
-                outputs = client.predict(True, None, None, None, api_name="/study_start")
+                outputs = client.predict(True, None, None, None, "", api_name="/study_start")
                 if any(isinstance(o, str) and 'data-trial="' in o for o in outputs):
                     break
                 if time.perf_counter() - started > timeout_s:

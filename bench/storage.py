@@ -121,7 +121,7 @@ def app_latency(participants: int = 20, weights_dir: str | None = None) -> dict:
                 client = Client(url, verbose=False)
                 ready_by = time.time() + 900  # a fresh app builds its default study first: wait for it, not fail
                 while True:
-                    outputs = client.predict(True, None, None, None, api_name="/study_start")
+                    outputs = client.predict(True, None, None, None, "", api_name="/study_start")
                     if trial_of(outputs) is not None or time.time() > ready_by:
                         break
                     time.sleep(3)

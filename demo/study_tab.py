@@ -16,7 +16,7 @@ from typing import Callable, Optional
 
 import gradio as gr
 
-from study.protocol import CONSENT_TEXT, INSTRUCTIONS, StudyError
+from study.protocol import CONSENT_TEXT, INSTRUCTIONS, Device, StudyError
 from study.service import ParticipantState, StudyService, TrialView
 
 log = logging.getLogger(__name__)
@@ -114,6 +114,10 @@ _EXTERNAL_ID_JS = " || ".join(f"q.get('{key}')" for key in EXTERNAL_ID_PARAMS)
 _KEY_JS = ("(() => { const q = new URLSearchParams(location.search); "
            f"const id = {_EXTERNAL_ID_JS} || ''; "
            f"return '{TOKEN_KEY}:' + (q.get('study') || '') + ':' + id; }})()")
+# At Start the browser reports its window (CSS pixels) and whether it has a mouse or trackpad; the server refuses a
+# window too small for the stimuli, or a touch-only device, before registering anyone (study.protocol.check_device)
+DEVICE_JS = ("(...inputs) => { inputs[inputs.length - 1] = JSON.stringify({width: window.innerWidth, "
+             "height: window.innerHeight, touch_only: !matchMedia('(any-pointer: fine)').matches}); return inputs; }")
 SAVE_TOKEN_JS = f"(token) => {{ if (token) localStorage.setItem({_KEY_JS}, token); return []; }}"
 # A participant's link shows the Turing test alone: the other tabs' headers are hidden in the page too (Gradio keeps
 # a hidden tab's header on screen), so nothing on screen tells how the fakes are made.
@@ -235,14 +239,23 @@ def is_study_link(request: Optional[gr.Request]) -> bool:
     return bool(params.get("study")) or external_id_from(request) is not None
 
 
+def parse_device(payload: Optional[str]) -> Optional[Device]:
+    """The browser's window size and pointer (DEVICE_JS), or None when absent or malformed."""
+    try:
+        return Device.from_payload(json.loads(payload)) if payload else None
+    except ValueError:
+        return None
+
+
 def start_handler(service: StudyService, study_name: Optional[str], consented: bool, age_band: Optional[str],
                   color_vision: Optional[str], screen: Optional[str], external_id: Optional[str] = None,
-                  pending: Callable[[], Optional[str]] | None = None) -> Screen:
+                  pending: Callable[[], Optional[str]] | None = None, device: Optional[str] = None) -> Screen:
     waiting = pending() if pending is not None else None
     if waiting:  # the study is still being built: nobody joins a half-made study
         return Screen(True, False, False, message=f"**{waiting}**")
     try:
-        state = service.start(study_name, bool(consented), external_id, age_band, color_vision, screen)
+        state = service.start(study_name, bool(consented), external_id, age_band, color_vision, screen,
+                              device=parse_device(device))
     except StudyError as error:
         return Screen(True, False, False, message=f"**{error}**")
     return screen_for(state, service)
@@ -333,14 +346,19 @@ def build_study_tab(service: StudyService, study_name: Optional[str],
     with gr.Column(visible=True) as consent_view:
         timing = (f" The photos disappear after {info['display_ms'] / 1000:g} s: look while they are there, then "
                   "answer." if info.get("display_ms") else "")
+        width, height = info.get("minimum_window") or (0, 0)
+        pointer = "" if info.get("allow_touch") else " on a computer with a mouse or trackpad (not a phone)"
+        device = (f" Use a browser window of at least {width} x {height} pixels{pointer}." if width else
+                  f" Use a large browser window{pointer}.")
         gr.Markdown("## Real photo or colorized?\n" + INSTRUCTIONS[mode] + timing + "\n\nPlease take part only if you have "
-                    "normal (or corrected-to-normal) colour vision, on a screen at normal brightness.")
+                    "normal (or corrected-to-normal) colour vision, on a screen at normal brightness." + device)
         gr.Markdown(CONSENT_TEXT)
         consent = gr.Checkbox(label="I have read the above and agree to take part.", elem_id="consent-box")
         with gr.Accordion("Optional questions (anonymous)", open=False):
             age = gr.Dropdown(AGE_BANDS, label="Age band", value=None)
             vision = gr.Radio(COLOR_VISION, label="Your colour vision (self-reported)", value=None)
             screen = gr.Dropdown(SCREENS, label="Screen", value=None)
+        device_report = gr.Textbox(visible=False)
         start = gr.Button("Start", variant="primary", elem_id="start-study")
         message = gr.Markdown(elem_id="study-message")
         returning = gr.Button("Continue my session", visible=False, elem_id="continue-session")
@@ -364,12 +382,12 @@ def build_study_tab(service: StudyService, study_name: Optional[str],
     outputs = [consent_view, trial_view, done_view, progress, stimulus, answer_row, feedback, next_button, done,
                message, token, returning]
 
-    def on_start(consented, age_band, color_vision, screen_type, request: gr.Request):
+    def on_start(consented, age_band, color_vision, screen_type, device_value, request: gr.Request):
         return start_handler(service, study_name, consented, age_band, color_vision, screen_type,
-                             external_id_from(request), pending).updates()
+                             external_id_from(request), pending, device_value).updates()
 
-    start.click(on_start, [consent, age, vision, screen], outputs, api_name="study_start",
-                trigger_mode="once").then(None, [token], None, js=SAVE_TOKEN_JS)
+    start.click(on_start, [consent, age, vision, screen, device_report], outputs, api_name="study_start",
+                js=DEVICE_JS, trigger_mode="once").then(None, [token], None, js=SAVE_TOKEN_JS)
     for button, value in buttons:
         def on_answer(token_value, payload_value, _answer=value):
             return answer_handler(service, token_value, payload_value, _answer).updates()

@@ -34,6 +34,7 @@ def load_trials(engine: Engine, study_name: str | None = None, include_simulated
     query = (
         select(Study.name.label("study"), Study.mode, Participant.id.label("participant_id"), Participant.status,
                Participant.list_index, Participant.age_band, Participant.color_vision, Participant.screen,
+               Participant.window_width, Participant.window_height, Participant.touch_only,
                Participant.is_simulated, Trial.id.label("trial_id"), Trial.position, Trial.kind, Trial.condition,
                Trial.real_side, SourcePhoto.id.label("photo_id"), SourcePhoto.label.label("photo"),
                Stimulus.public_id.label("stimulus_id"), Stimulus.is_real, Stimulus.sentinel_kind,

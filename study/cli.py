@@ -35,6 +35,9 @@ def build_parser() -> argparse.ArgumentParser:
     build.add_argument("--practice-photos", type=int, default=1)
     build.add_argument("--sentinel-fraction", type=float, default=0.1)
     build.add_argument("--seed", type=int, default=0)
+    build.add_argument("--min-window", default=None, metavar="WxH",
+                       help="smallest browser window allowed (default: what the stimuli need at full size)")
+    build.add_argument("--allow-touch", action="store_true", help="let touch-only phones and tablets take part")
     build.add_argument("--models-per-participant", type=int, default=None,
                        help="each participant sees this many of the models (subsets balanced over participants)")
     build.add_argument("--completion-url", default=None,
@@ -85,7 +88,8 @@ def _run_build(args, factory) -> int:
     design = StudyDesign(name=args.name, mode=args.mode, presentation=args.presentation, display_ms=args.display_ms,
                          size=args.size, practice_photos=args.practice_photos,
                          sentinel_fraction=args.sentinel_fraction, seed=args.seed, real_chroma=args.real_chroma,
-                         completion_url=args.completion_url, models_per_participant=args.models_per_participant)
+                         completion_url=args.completion_url, models_per_participant=args.models_per_participant,
+                         min_window=parse_window(args.min_window), allow_touch=args.allow_touch)
     from tqdm import tqdm
 
     with factory.begin() as session, tqdm(total=len(photos), desc="building stimuli", unit="photo") as bar:
@@ -168,6 +172,16 @@ def _run_simulate(args, engine, factory) -> int:
     columns = ["condition", "n", "rate", "ci_low", "ci_high"] + (["p_vs_half"] if report.study["mode"] == "2afc" else [])
     print(report.acceptance[columns].to_string(index=False, float_format=lambda v: f"{v:.3f}"))
     return 0
+
+
+def parse_window(text: str | None) -> tuple[int, int] | None:
+    if not text:
+        return None
+    try:
+        width, height = (int(part) for part in text.lower().split("x"))
+    except ValueError:
+        raise ValueError(f"--min-window takes WIDTHxHEIGHT in pixels, e.g. 1024x700; got {text!r}") from None
+    return width, height
 
 
 def main(argv: list[str] | None = None) -> int:

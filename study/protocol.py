@@ -7,9 +7,10 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-from dataclasses import dataclass
+import math
 import random
 import secrets
+from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import Optional
 
@@ -21,12 +22,12 @@ from sqlalchemy.orm import Session
 
 from study.schema import Participant, Response, SourcePhoto, Stimulus, Study, Trial, utcnow
 
-CONSENT_VERSION = "2026-11-v1"
+CONSENT_VERSION = "2026-12-v2"  # v2: the browser window's size and pointer type are stored
 CONSENT_TEXT = """\
 **Consent.** This is a short study of how people perceive photographs. You will see photos and judge whether their
 colours are real. It takes about 5 minutes. Taking part is voluntary and you may stop at any time by closing the page.
-We store your answers, response times and the optional answers you give about yourself (age band, colour vision,
-screen type). We store no name, no e-mail and no IP address; an external participant id (for example from Prolific)
+We store your answers, response times, your browser window's size and whether it has a mouse, and the optional answers
+you give about yourself (age band, colour vision, screen type). We store no name, no e-mail and no IP address; an external participant id (for example from Prolific)
 is stored only as a salted hash. Anonymous results may be published.
 """
 INSTRUCTIONS = {
@@ -79,6 +80,49 @@ def mark_abandoned(session: Session, study: Study, now: datetime | None = None) 
                                     Participant.last_seen_at < cutoff)
                              .values(status="abandoned"))
     return result.rowcount or 0
+
+
+@dataclass(frozen=True)
+class Device:
+    """What the browser says about itself when the participant presses Start (CSS pixels)."""
+
+    window_width: int
+    window_height: int
+    touch_only: bool
+
+    @classmethod
+    def from_payload(cls, payload: object) -> "Device | None":
+        """The browser's JSON object, or None when it sent none or something malformed (an API client)."""
+        if not isinstance(payload, dict):
+            return None
+        width, height, touch = payload.get("width"), payload.get("height"), payload.get("touch_only")
+        if not all(isinstance(v, (int, float)) and not isinstance(v, bool) and 0 <= v < 100_000 for v in (width, height)):
+            return None
+        return cls(int(width), int(height), bool(touch))
+
+
+def minimum_window(study: Study) -> tuple[int, int]:
+    """The smallest browser window (CSS pixels) that shows the study's stimuli at their full size: a pair side by
+    side gets at most 44% of the width each, a single photo 92%; below them the counter and the answer buttons."""
+    share = 0.44 if study.mode == "2afc" and study.presentation == "together" else 0.92
+    width = study.min_window_width or math.ceil(study.stimulus_size / share)
+    height = study.min_window_height or study.stimulus_size + 240
+    return width, height
+
+
+def check_device(study: Study, device: Device | None) -> None:
+    """Refuses, before anyone is registered, a window too small to show the photos at full size and (unless the
+    study allows it) a touch-only device: phones show photos small, and size changes what people see."""
+    if device is None:
+        return
+    width, height = minimum_window(study)
+    if device.touch_only and not study.allow_touch:
+        raise StudyError("This study needs a computer with a mouse or trackpad; phones and touch-only tablets cannot "
+                         "take part. Please open the link on a computer.")
+    if device.window_width < width or device.window_height < height:
+        raise StudyError(f"This study needs a browser window of at least {width} x {height} pixels to show the "
+                         f"photos at full size; yours is {device.window_width} x {device.window_height}. Please "
+                         "enlarge the window (or zoom out) and press Start again.")
 
 
 def next_list_index(session: Session, study: Study) -> int:
@@ -177,7 +221,7 @@ def make_trials(session: Session, study: Study, participant: Participant) -> lis
 
 def join_study(session: Session, study: Study, external_id: Optional[str] = None, age_band: Optional[str] = None,
                color_vision: Optional[str] = None, screen: Optional[str] = None,
-               simulated: bool = False) -> Participant:
+               simulated: bool = False, device: Device | None = None) -> Participant:
     """Registers a consenting participant and assigns their trials. An external id that already completed the
     study is refused; one that is still active gets its existing session back (a reconnect)."""
     external_hash = hash_external_id(study, external_id) if external_id else None
@@ -193,7 +237,10 @@ def join_study(session: Session, study: Study, external_id: Optional[str] = None
     participant = Participant(study_id=study.id, token=secrets.token_urlsafe(24), external_id_hash=external_hash,
                               list_index=next_list_index(session, study), seed=secrets.randbelow(2 ** 31),
                               consent_version=study.consent_version, age_band=age_band or None,
-                              color_vision=color_vision or None, screen=screen or None, is_simulated=simulated)
+                              color_vision=color_vision or None, screen=screen or None, is_simulated=simulated,
+                              window_width=device.window_width if device else None,
+                              window_height=device.window_height if device else None,
+                              touch_only=device.touch_only if device else None)
     session.add(participant)
     try:
         session.flush()

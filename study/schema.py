@@ -59,6 +59,10 @@ class Study(Base):
     id_salt: Mapped[str] = mapped_column(String(64))  # salt of external-id hashes (never exported)
     practice_trials: Mapped[int] = mapped_column(Integer, default=2)
     completion_url: Mapped[Optional[str]] = mapped_column(String(500))  # e.g. Prolific's ...?cc={code}
+    # the browser check before consent (None: the window the stimuli need, study.protocol.minimum_window; no touch-only)
+    min_window_width: Mapped[Optional[int]] = mapped_column(Integer)
+    min_window_height: Mapped[Optional[int]] = mapped_column(Integer)
+    allow_touch: Mapped[Optional[bool]] = mapped_column(Boolean)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
     conditions: Mapped[list["StudyModel"]] = relationship(back_populates="study", order_by="StudyModel.position")
@@ -138,6 +142,9 @@ class Participant(Base):
     age_band: Mapped[Optional[str]] = mapped_column(String(20))
     color_vision: Mapped[Optional[str]] = mapped_column(String(20))  # self-reported: "normal", "deficient", "unsure"
     screen: Mapped[Optional[str]] = mapped_column(String(20))
+    window_width: Mapped[Optional[int]] = mapped_column(Integer)  # measured in the browser at Start (CSS pixels)
+    window_height: Mapped[Optional[int]] = mapped_column(Integer)
+    touch_only: Mapped[Optional[bool]] = mapped_column(Boolean)  # no mouse or trackpad (pointer: coarse only)
     status: Mapped[str] = mapped_column(String(12), default="active")  # active / completed / abandoned
     started_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     last_seen_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

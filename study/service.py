@@ -113,17 +113,22 @@ class StudyService:
         with self.factory() as session:
             study = self.study_by_name(session, name)
             return {"name": study.name, "mode": study.mode, "presentation": study.presentation,
-                    "display_ms": study.display_ms, "consent_version": study.consent_version}
+                    "display_ms": study.display_ms, "consent_version": study.consent_version,
+                    "minimum_window": protocol.minimum_window(study), "allow_touch": bool(study.allow_touch)}
 
     # --- participants -------------------------------------------------------------------------------------
     def start(self, study_name: Optional[str], consented: bool, external_id: Optional[str] = None,
               age_band: Optional[str] = None, color_vision: Optional[str] = None, screen: Optional[str] = None,
-              simulated: bool = False) -> ParticipantState:
-        if not consented:
-            raise protocol.StudyError("Please tick the consent box to take part.")
+              simulated: bool = False, device: "protocol.Device | None" = None) -> ParticipantState:
+        """Registers a consenting participant. ``device`` (the browser's window and pointer) is checked first:
+        a window too small for the stimuli or a touch-only device is refused before anyone is registered."""
         with self._write() as session:
             study = self.study_by_name(session, study_name)
-            participant = protocol.join_study(session, study, external_id, age_band, color_vision, screen, simulated)
+            protocol.check_device(study, device)
+            if not consented:
+                raise protocol.StudyError("Please tick the consent box to take part.")
+            participant = protocol.join_study(session, study, external_id, age_band, color_vision, screen, simulated,
+                                              device)
             return self._state(session, protocol.participant_by_token(session, participant.token))
 
     def resume(self, token: Optional[str], external_id: Optional[str] = None) -> ParticipantState:

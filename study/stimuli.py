@@ -167,6 +167,8 @@ class StudyDesign:
     # chroma blocks, no sharper chroma than a model can give); "original": the photo as it is
     seed: int = 0  # which photos become practice / sentinel photos
     models_per_participant: int | None = None  # with many models: each participant sees this many (None: all)
+    min_window: tuple[int, int] | None = None  # browser window (CSS px) needed; None: what the stimuli need
+    allow_touch: bool = False  # let touch-only devices (phones, tablets) take part
 
     def validate(self) -> None:
         if self.mode not in ("single", "2afc"):
@@ -228,6 +230,9 @@ def build_study(session: Session, design: StudyDesign, photos: Sequence[tuple[st
                   consent_version=CONSENT_VERSION, exclusion_rules=dict(design.rules or DEFAULT_RULES),
                   list_count=list_count(design.mode, len(colorizers), per_participant),
                   models_per_participant=per_participant, stimulus_size=design.size, is_default=is_default,
+                  min_window_width=design.min_window[0] if design.min_window else None,
+                  min_window_height=design.min_window[1] if design.min_window else None,
+                  allow_touch=design.allow_touch,
                   id_salt=secrets.token_hex(16), practice_trials=design.practice_trials,
                   completion_url=design.completion_url)
     session.add(study)

@@ -397,6 +397,52 @@ def test_browser_held_enter_answers_one_trial(running_app):
         page.screenshot(path=str(ARTIFACTS / "study_after_held_enter.png"), full_page=True)
 
 
+@pytest.mark.slow
+def test_browser_check_before_consent_refuses_phones_and_small_windows(running_app):
+    """A phone and a window too small for the photos at full size are refused at Start, before anyone is
+    registered; enlarged, the same page starts and the participant's window size is stored."""
+    url, database, app = running_app
+    playwright = pytest.importorskip("playwright.sync_api")
+    if not os.path.exists(CHROMIUM):
+        pytest.skip("Debian's chromium is not installed")
+
+    def registered():
+        with sqlite3.connect(database) as connection:
+            return connection.execute("SELECT COUNT(*) FROM participants").fetchone()[0]
+
+    def press_start(page, participant):
+        page.goto(url + f"?PROLIFIC_PID={participant}")
+        page.wait_for_selector("#consent-box input", timeout=60_000)
+        page.click("#consent-box input")
+        page.click("#start-study")
+        page.wait_for_function("document.querySelector('#study-message').innerText.includes('This study needs') || "
+                               "(window.colorizerStudy && window.colorizerStudy.ready)", timeout=30_000)
+        return page.locator("#study-message").inner_text()
+
+    before = registered()
+    with playwright.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            phone = browser.new_context(has_touch=True, is_mobile=True, viewport={"width": 390, "height": 844})
+            assert "mouse or trackpad" in press_start(phone.new_page(), "on-a-phone")
+            page = browser.new_context(viewport={"width": 640, "height": 480}).new_page()
+            message = press_start(page, "small-window")
+            assert "at least" in message and "640 x 480" in message
+            assert "at least" in page.locator("body").inner_text()  # the requirement is said before consent too
+            page.screenshot(path=str(ARTIFACTS / "study_small_window.png"), full_page=True)
+            assert registered() == before
+            page.set_viewport_size({"width": 1100, "height": 900})
+            page.click("#start-study")
+            page.wait_for_function("window.colorizerStudy && window.colorizerStudy.ready || "
+                                   "(document.querySelector('#study-continue') || {}).offsetParent", timeout=30_000)
+        finally:
+            browser.close()
+    assert registered() == before + 1
+    with sqlite3.connect(database) as connection:
+        assert connection.execute("SELECT window_width, window_height, touch_only FROM participants "
+                                  "ORDER BY id DESC LIMIT 1").fetchone() == (1100, 900, 0)
+
+
 def test_exported_report_is_encrypted_with_the_password(tmp_path, tiny_colorizer):
     import zipfile
 

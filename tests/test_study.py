@@ -162,6 +162,35 @@ def test_lists_balance_completed_sessions_not_started_ones(single_study):
     assert len(states) == 4
 
 
+def test_device_check_refuses_before_registering(tmp_path, photos, tiny_colorizer):
+    from study.protocol import Device
+
+    engine = make_engine(f"sqlite:///{tmp_path / 'device.sqlite'}")
+    factory = make_session_factory(engine)
+    build(factory, photos, tiny_colorizer, name="pairs", mode="2afc")  # 64-px stimuli side by side: 146 x 304
+    build(factory, photos, tiny_colorizer, name="touch-ok", mode="2afc", allow_touch=True, min_window=(200, 200))
+    service = StudyService(factory)
+    with pytest.raises(StudyError, match="mouse or trackpad"):
+        service.start("pairs", True, device=Device(390, 800, True))
+    with pytest.raises(StudyError, match="at least 146 x 304 pixels.*yours is 140 x 900"):
+        service.start("pairs", True, device=Device(140, 900, False))
+    with pytest.raises(StudyError, match="at least 200 x 200"):
+        service.start("touch-ok", True, device=Device(390, 180, True))
+    with factory() as session:
+        assert session.scalar(select(func.count()).select_from(Participant)) == 0
+    service.start("pairs", True, device=Device(146, 304, False))
+    service.start("touch-ok", True, device=Device(390, 800, True))
+    service.start("pairs", True)  # an API client that reports no window is not checked
+    from demo.study_tab import parse_device
+
+    assert parse_device("{") is None and parse_device('{"width": "800", "height": 600}') is None
+    assert parse_device('{"width": 800, "height": 600.5, "touch_only": false}') == Device(800, 600, False)
+    report = analyse(engine, "pairs", bootstrap_repeats=0)
+    windows = report.trials.groupby("participant_id")[["window_width", "touch_only"]].first()
+    assert sorted(windows["window_width"].fillna(0)) == [0, 146]
+    engine.dispose()
+
+
 def test_stimulus_parity(single_study):
     engine, factory, name = single_study
     with factory() as session:
