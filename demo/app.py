@@ -108,6 +108,14 @@ def build_app(pool: ModelPool | None = None, examples_dir: str | os.PathLike | N
     return app
 
 
+def require_mcp() -> None:
+    """``--mcp`` needs Gradio's MCP extra; say so in one line rather than in Gradio's traceback."""
+    try:
+        import mcp  # noqa: F401
+    except ImportError:
+        raise SystemExit('--mcp needs the MCP extra: pip install "gradio[mcp]"') from None
+
+
 def main(argv: list[str] | None = None, args: argparse.Namespace | None = None) -> int:
     args = args or parse_args(argv)
     os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
@@ -119,6 +127,8 @@ def main(argv: list[str] | None = None, args: argparse.Namespace | None = None) 
                     build_in_background=True)
     # CPU: one colorization at a time (set per event); study answers are light and may run side by side
     app.queue(max_size=64, default_concurrency_limit=8)
+    if args.mcp:
+        require_mcp()
     app.launch(server_name=args.host, server_port=args.port, max_file_size="200mb", show_error=False,
-               theme=THEME, css=CSS, footer_links=[])
+               theme=THEME, css=CSS, footer_links=[], mcp_server=args.mcp)
     return 0

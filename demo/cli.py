@@ -22,6 +22,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help="run the networks in PyTorch or in ONNX Runtime on the CPU (pip install colorizer[onnx]; "
                              "holds its speed better when the cores are shared, bench/RESULTS.md)")
     parser.add_argument("--study", default=None, help="study the Turing-test tab runs (default: the default study)")
+    parser.add_argument("--mcp", action="store_true",
+                        help="also serve colorization as MCP tools at /gradio_api/mcp/ (pip install \"gradio[mcp]\")")
     return parser.parse_args(argv)
 
 

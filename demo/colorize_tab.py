@@ -226,19 +226,51 @@ def build_colorize_tab(pool: ModelPool, examples: list[Path]) -> None:
                                      elem_id="compare-gallery")
         compare_times = gr.Markdown(elem_id="compare-times")
 
-    def on_colorize(path, model_name, working_size, factor):
+    # The names and docstrings below are what API and MCP clients see (python -m demo --mcp)
+    def colorize_photo(path, model_name, working_size, factor):
+        """Colorizes a black-and-white photo at its full resolution.
+
+        Args:
+            path: the photo (any common image format)
+            model_name: which model colorizes (python -m colorizer models lists them; "balanced" is the default)
+            working_size: short side, in pixels, of the copy the network sees (128-512; 256 is usual)
+            factor: saturation of the predicted colours (1.0 as the model predicts them)
+        Returns:
+            the photo before and after, a line about the result, and the full-resolution PNG
+        """
         result = colorize_file(path, model_name, working_size, factor, pool)
         return (result.before, result.after), result.info, gr.DownloadButton(value=str(result.path), visible=True)
 
-    def on_colorize_many(paths, model_name, working_size, factor):
+    def colorize_photos(paths, model_name, working_size, factor):
+        """Colorizes several black-and-white photos with one model.
+
+        Args:
+            paths: the photos
+            model_name: which model colorizes ("balanced" is the default)
+            working_size: short side, in pixels, of the copy the network sees (128-512)
+            factor: saturation of the predicted colours (1.0 as predicted)
+        Returns:
+            the colorized photos, a zip of them and a line per photo that could not be read
+        """
         items, zip_path, text = colorize_files(paths, model_name, working_size, factor, pool)
         return items, gr.DownloadButton(value=str(zip_path) if zip_path else None, visible=zip_path is not None), text
 
+    def compare_models_on_photo(path, names, working_size):
+        """Colorizes one photo with several models, side by side, with each model's time.
+
+        Args:
+            path: the photo
+            names: the models to compare
+            working_size: short side, in pixels, of the copy the network sees (128-512)
+        Returns:
+            the input and each model's result, and a table of times
+        """
+        return compare_models(path, names, working_size, pool)
+
     # one colorization at a time per CPU process: concurrent visitors queue instead of exhausting memory
-    run.click(on_colorize, [source, model, size, saturation], [slider, info, download], api_name="colorize",
+    run.click(colorize_photo, [source, model, size, saturation], [slider, info, download], api_name="colorize",
               concurrency_id="colorize", concurrency_limit=1)
-    run_compare.click(lambda path, names, working_size: compare_models(path, names, working_size, pool),
-                      [source, compared, size], [compare_gallery, compare_times], api_name="compare",
-                      concurrency_id="colorize", concurrency_limit=1)
-    run_many.click(on_colorize_many, [files, model, size, saturation], [gallery, archive, report],
+    run_compare.click(compare_models_on_photo, [source, compared, size], [compare_gallery, compare_times],
+                      api_name="compare", concurrency_id="colorize", concurrency_limit=1)
+    run_many.click(colorize_photos, [files, model, size, saturation], [gallery, archive, report],
                    api_name="colorize_many", concurrency_id="colorize", concurrency_limit=1)

@@ -177,5 +177,6 @@ def build_results_tab(access: ResultsAccess, engine: Engine, study_name: Optiona
         path = export_handler(access, engine, study_name, attempt, client_of(request))
         return gr.DownloadButton(value=str(path), visible=True)
 
-    show.click(on_show, [password], [table, chart, text], api_name="results_summary")
-    export.click(on_export, [password], [download], api_name="results_export")
+    # callable with the password, but not listed on the API page or as MCP tools
+    show.click(on_show, [password], [table, chart, text], api_name="results_summary", api_visibility="undocumented")
+    export.click(on_export, [password], [download], api_name="results_export", api_visibility="undocumented")

@@ -386,25 +386,29 @@ def build_study_tab(service: StudyService, study_name: Optional[str],
         return start_handler(service, study_name, consented, age_band, color_vision, screen_type,
                              external_id_from(request), pending, device_value).updates()
 
+    # study and results endpoints stay callable (the page, tests) but out of the API page and MCP tools
     start.click(on_start, [consent, age, vision, screen, device_report], outputs, api_name="study_start",
-                js=DEVICE_JS, trigger_mode="once").then(None, [token], None, js=SAVE_TOKEN_JS)
+                api_visibility="undocumented", js=DEVICE_JS,
+                trigger_mode="once").then(None, [token], None, js=SAVE_TOKEN_JS)
     for button, value in buttons:
         def on_answer(token_value, payload_value, _answer=value):
             return answer_handler(service, token_value, payload_value, _answer).updates()
 
         # the answer path skips Gradio's queue: it is a short database write, and queueing added most of its latency
         button.click(on_answer, [token, payload], outputs, js=COLLECT_JS, api_name=f"study_answer_{value}",
-                     trigger_mode="once", queue=False)
+                     api_visibility="undocumented", trigger_mode="once", queue=False)
     resume = lambda value, request: resume_handler(service, value, external_id_from(request)).updates()  # noqa: E731
 
     def on_continue(token_value, request: gr.Request):  # after practice feedback: this person, going on
         return resume_handler(service, token_value, external_id_from(request), confirmed=True).updates()
 
-    next_button.click(on_continue, [token], outputs, api_name="study_continue", trigger_mode="once", queue=False)
+    next_button.click(on_continue, [token], outputs, api_name="study_continue", api_visibility="undocumented",
+                      trigger_mode="once", queue=False)
 
     def on_returning(token_value, request: gr.Request):
         return resume_handler(service, token_value, external_id_from(request), confirmed=True).updates()
 
-    returning.click(on_returning, [token], outputs, api_name="study_resume_confirmed", trigger_mode="once",
+    returning.click(on_returning, [token], outputs, api_name="study_resume_confirmed", api_visibility="undocumented",
+                    trigger_mode="once",
                     queue=False)
     return ResumeWiring(token, outputs, resume)

@@ -26,9 +26,10 @@ CONSENT_VERSION = "2026-12-v2"  # v2: the browser window's size and pointer type
 CONSENT_TEXT = """\
 **Consent.** This is a short study of how people perceive photographs. You will see photos and judge whether their
 colours are real. It takes about 5 minutes. Taking part is voluntary and you may stop at any time by closing the page.
-We store your answers, response times, your browser window's size and whether it has a mouse, and the optional answers
-you give about yourself (age band, colour vision, screen type). We store no name, no e-mail and no IP address; an external participant id (for example from Prolific)
-is stored only as a salted hash. Anonymous results may be published.
+We store your answers, response times, your browser window's size and whether it has a mouse, and the optional
+answers you give about yourself (age band, colour vision, screen type). We store no name, no e-mail and no IP
+address; an external participant id (for example from Prolific) is stored only as a salted hash. Anonymous results
+may be published.
 """
 INSTRUCTIONS = {
     "single": "Each photo is either a **real colour photo** or a **black-and-white photo colorized by a computer**. "
@@ -96,7 +97,8 @@ class Device:
         if not isinstance(payload, dict):
             return None
         width, height, touch = payload.get("width"), payload.get("height"), payload.get("touch_only")
-        if not all(isinstance(v, (int, float)) and not isinstance(v, bool) and 0 <= v < 100_000 for v in (width, height)):
+        numbers = [v for v in (width, height) if isinstance(v, (int, float)) and not isinstance(v, bool)]
+        if len(numbers) != 2 or not all(0 <= v < 100_000 for v in numbers):
             return None
         return cls(int(width), int(height), bool(touch))
 

@@ -59,11 +59,11 @@ def tiny_colorizer(tiny_weights):
     return Colorizer.from_file(tiny_weights, device="cpu")
 
 
-def launch_app(app):
+def launch_app(app, mcp: bool = False):
     """Launches a built app on a free loopback port without blocking; returns its URL."""
     app.queue(default_concurrency_limit=8)
     _, url, _ = app.launch(server_name="127.0.0.1", server_port=None, prevent_thread_lock=True, quiet=True,
-                           show_error=False)
+                           show_error=False, mcp_server=mcp)
     return url
 
 

@@ -4,6 +4,7 @@ Chromium for the end-to-end paths (screenshots saved under test-artifacts/)."""
 from __future__ import annotations
 
 import contextlib
+import io
 import logging
 import os
 import shutil
@@ -183,7 +184,7 @@ def running_app(weights_dir, tmp_path_factory):
     database = folder / "study.sqlite"
     app = build_app(ModelPool(weights_dir, device="cpu"), examples_dir=folder / "examples",
                     database_url=f"sqlite:///{database}", results_password="correct-horse-41")
-    url = launch_app(app)
+    url = launch_app(app, mcp=True)  # as `python -m demo --mcp`
     yield url, database, app
     app.close()
 
@@ -202,6 +203,38 @@ def test_client_colorizes_and_reports_bad_upload(running_app, files):
         client.predict(handle_file(str(files["text"])), "balanced", 128, 1.0, api_name="/colorize")
     # the server is still alive after the bad upload
     assert "61 x 47" in client.predict(handle_file(str(files["png"])), "balanced", 128, 1.0, api_name="/colorize")[1]
+
+
+@pytest.mark.slow
+def test_mcp_lists_the_colorize_tools_and_colorizes(running_app):
+    """An MCP client sees the colorize tab's functions as tools (the study and results endpoints are not tools)
+    and gets a colorized photo back from one."""
+    import asyncio
+    import base64
+
+    from mcp import ClientSession
+    from mcp.client.streamable_http import streamable_http_client
+
+    url, _, _ = running_app
+    gray = io.BytesIO()
+    Image.new("L", (40, 30), 120).save(gray, "PNG")
+
+    async def session():
+        async with streamable_http_client(url + "gradio_api/mcp/") as (read, write, _):
+            async with ClientSession(read, write) as client:
+                await client.initialize()
+                tools = {tool.name: tool for tool in (await client.list_tools()).tools}
+                result = await client.call_tool("colorize_photo", {
+                    "path": "data:image/png;base64," + base64.b64encode(gray.getvalue()).decode(),
+                    "model_name": "balanced", "working_size": 128, "factor": 1.0})
+                return tools, result
+
+    tools, result = asyncio.run(session())
+    assert set(tools) == {"colorize_photo", "colorize_photos", "compare_models_on_photo"}
+    assert "black-and-white photo" in tools["colorize_photo"].description
+    assert set(tools["colorize_photo"].inputSchema["properties"]) == {"path", "model_name", "working_size", "factor"}
+    assert not result.isError
+    assert "40 x 30" in " ".join(getattr(item, "text", "") for item in result.content)
 
 
 @pytest.mark.slow
