@@ -22,7 +22,7 @@ def test_readme_is_short_and_has_its_blocks():
     lines = (ROOT / "README.md").read_text().splitlines()
     assert len(lines) <= 155  # a page for users; the record lives in docs/ and bench/RESULTS.md
     languages = [language for language, _ in readme_blocks()]
-    assert languages.count("bash") >= 4 and "python" in languages
+    assert languages.count("bash") >= 3 and "python" in languages
 
 
 @pytest.mark.slow
