@@ -86,10 +86,12 @@ RECIPES: dict[str, Recipe] = {r.name: r for r in [
         name="manipal-fusion", paper="003 Manipal (Pradhan, Gupta, Gaurav), after Deep Koalarization",
         system="Manipal's encoder + global-feature fusion + transpose-conv decoder (MSE, tanh)",
         model="fusion_vgg16", loss="mse", lr=1e-3, hflip=True, scale_jitter=True, budget_images=60_000,
-        model_config={"global_source": "auto"},
-        deviations=(_cpu(256), "no ImageNet VGG-16 classifier here: the 1000-d class vector is replaced by the "
-                    "frozen 256-d global context vector of this project's balanced model (trained on the same "
-                    "photos), computed once per whole photo"),
+        model_config={"global_source": "efficientnet_lite0"},
+        deviations=(_cpu(256), "the 1000-d class vector comes from another ImageNet classifier, EfficientNet-Lite0 "
+                    "(installed by pip), not VGG-16, whose weights cannot be had "
+                    "here: its class probabilities for the gray photo at 224 px, computed once per whole photo",
+                    "augmentation: horizontal flips and scale jitter only; the paper also names vertical flips, "
+                    "rotations, brightness and shifts"),
         reported={"epochs": 2000},
     ),
     Recipe(

@@ -401,6 +401,9 @@ class Trainer:
                       "semantic_holdout_excluded": self.config.semantic_holdout,
                       **({"imagenet_encoder_loaded": bool(self.model.encoder.imagenet_loaded)}
                          if hasattr(getattr(self.model, "encoder", None), "imagenet_loaded") else {}),
+                      # a model whose ImageNet part is a classifier beside the network (Manipal's class vector)
+                      **({"imagenet_classifier_loaded": bool(self.model.imagenet_loaded)}
+                         if isinstance(getattr(self.model, "imagenet_loaded", None), bool) else {}),
                       **({"rebalance_mix": self.config.rebalance_mix} if self.config.loss == "classify" else {}),
                       **({"init": self.config.init, "init_training": self.init_training} if self.config.init else {})},
             metrics=metrics,

@@ -105,8 +105,7 @@ def test_ucsd_normalises_gray_with_its_data_set_statistics():
 
 
 def test_manipal_global_vector_comes_from_the_whole_photo_once():
-    model = models.create("fusion_vgg16")
-    assert model.config.global_source == "context"  # no VGG-16 file here: the balanced model's context branch
+    model = models.create("fusion_vgg16", global_source="context")
     assert not any(p.requires_grad for p in model.global_branch.parameters())
     fuse = model.fuse[0]
     assert fuse.out_channels == 512 and fuse.in_channels == 512 + 256
@@ -116,6 +115,43 @@ def test_manipal_global_vector_comes_from_the_whole_photo_once():
     crop = photo[..., :64, :64]
     torch.testing.assert_close(model.eval()(crop, global_vector=vector), model(crop, global_vector=vector))
     assert not torch.allclose(model(crop, global_vector=vector), model(crop))  # the crop's own vector differs
+
+
+def test_manipal_class_vector_is_a_real_imagenet_classifier():
+    """No VGG-16 file here: "auto" takes EfficientNet-Lite0's ImageNet classifier (pip-installed), and its class
+    probabilities for a gray photo of a cat name a cat, as the paper's class vector would."""
+    from skimage import data
+
+    from colorizer.color import normalize_l, rgb_to_lab
+
+    model = models.create("fusion_vgg16")
+    assert model.config.global_source == "efficientnet_lite0" and model.imagenet_loaded
+    assert model.fuse[0].in_channels == 512 + 1000
+    assert not any(p.requires_grad for p in model.global_branch.parameters())
+    rgb = torch.from_numpy(data.chelsea()).permute(2, 0, 1)[None].float() / 255
+    lightness = normalize_l(rgb_to_lab(rgb)[:, :1])
+    probabilities = model.eval().global_features(lightness)
+    assert probabilities.shape == (1, 1000)
+    torch.testing.assert_close(probabilities.sum(), torch.tensor(1.0))
+    assert 281 <= int(probabilities.argmax()) <= 285  # ImageNet's domestic cats (tabby, tiger cat, Persian, ...)
+    with pytest.raises(ValueError, match="global_source"):
+        models.create("fusion_vgg16", global_source="inception")
+
+
+def test_manipal_export_records_its_classifier_and_holds_its_weights(tmp_path):
+    from colorizer.weights import load_weights, read_info
+
+    config = recipes.train_config("manipal-fusion", data="unused", out=str(tmp_path), size=32, batch=2,
+                                  steps_per_epoch=1, bn_crops=4, progress=False, max_crop=32, cache_side=32)
+    trainer = Trainer(config, synthetic_cache(4, side=40), synthetic_cache(2, seed=1))
+    trainer.export(tmp_path / "manipal.safetensors", {})
+    info = read_info(tmp_path / "manipal.safetensors")
+    assert info.training["imagenet_classifier_loaded"] is True
+    assert info.config["global_source"] == "efficientnet_lite0"
+    loaded, _ = load_weights(tmp_path / "manipal.safetensors")  # the classifier's weights come from the file
+    photo = torch.rand(1, 1, 64, 64) * 2 - 1
+    torch.testing.assert_close(loaded.eval().global_features(photo), trainer.model.eval().global_features(photo),
+                               rtol=1e-2, atol=1e-3)  # stored in fp16
 
 
 def test_nazeri_generator_shape():

