@@ -89,6 +89,11 @@ PROJECT_RUNS["lite0-unet-short"] = [*_LITE, "--encoder-lr", "3e-5", "--budget-im
 PROJECT_RUNS["lite0-unet-crop192"] = [*_LITE, "--encoder-lr", "1e-4", "--size", "192", "--max-crop", "256",
                                       "--budget-images", "48000"]
 
+# Manipal (source paper 003) with the paper's kind of class vector: the recipe now takes the 1000 class probabilities
+# of the pip-installed EfficientNet-Lite0 ImageNet classifier in place of the context vector the shipped file uses
+# (issue 28). Its own folder, so the shipped manipal-fusion does not skip it; shipped only if it is within the bound.
+PROJECT_RUNS["manipal-fusion-lite0"] = ["--recipe", "manipal-fusion"]
+
 # Files a project run starts from: without them it would silently train something else from scratch, so it is skipped
 # with a message instead. organic-cgan-more continues organic-cgan's run: copy that run's last.pt into its folder.
 PREREQUISITES = {
