@@ -94,6 +94,27 @@ def merge_full_resolution(gray: np.ndarray, chroma: torch.Tensor, network_shape:
     return out
 
 
+def upsample_rgb_full_resolution(rgb: torch.Tensor, size: tuple[int, int], network_shape: tuple[int, int], stride: int,
+                                 rows: int = MERGE_ROWS) -> np.ndarray:
+    """A network's own RGB image (3, h, w) in [0, 1] -> uint8 RGB (H, W, 3) by linear interpolation in row chunks:
+    an RGB head's output is shown as predicted, its lightness included (DeepColor as published)."""
+    height, width = size
+    if not torch.isfinite(rgb).all():
+        raise ValueError("the model returned non-finite colours (NaN or inf): its weights file is damaged")
+    rgb = rgb.float().cpu().clamp(0, 1)
+    net_h, net_w = network_shape
+    left, right, weight = _linear_indices(width, net_w / width / stride, rgb.shape[-1], "cpu")
+    widened = rgb[:, :, left] * (1 - weight) + rgb[:, :, right] * weight  # (3, h, W)
+    top, bottom, row_weight = _linear_indices(height, net_h / height / stride, rgb.shape[-2], "cpu")
+    out = np.empty((height, width, 3), dtype=np.uint8)
+    for start in range(0, height, rows):
+        stop = min(start + rows, height)
+        w = row_weight[start:stop].view(1, -1, 1)
+        chunk = widened[:, top[start:stop]] * (1 - w) + widened[:, bottom[start:stop]] * w
+        out[start:stop] = (chunk * 255 + 0.5).to(torch.uint8).permute(1, 2, 0).numpy()
+    return out
+
+
 def parse_decoding(text: str) -> dict[str, float]:
     """``T``, ``T:BETA:GAIN`` or ``T:BETA:GAIN:S`` -> the decoding fields (``AbBins.decode``); left-out values are
     the neutral ones (no rebalancing undone, gain 1, no prior correction)."""
@@ -206,17 +227,37 @@ class Colorizer:
                 chroma = self.model(lightness)
         return chroma[0].float(), (net_h, net_w)
 
+    @torch.inference_mode()
+    def predict_rgb(self, gray: np.ndarray, size: int | None = None,
+                    saturation: float = 1.0) -> tuple[torch.Tensor, tuple[int, int]]:
+        """An RGB head's own image (3, h, w) in [0, 1] at the working size, its chroma scaled by ``saturation``."""
+        lightness, network_shape = self.network_input(gray, size)
+        with self._autocast():
+            rgb = self.model.predict_output(lightness, self.flip_average)[0].float().clamp(0, 1)
+        if saturation != 1.0:
+            from colorizer.color import lab_to_rgb, rgb_to_lab
+
+            lab = rgb_to_lab(rgb[None])
+            rgb = lab_to_rgb(torch.cat((lab[:, :1], lab[:, 1:] * saturation), dim=1))[0]
+        return rgb, network_shape
+
     def colorize_photo(self, photo: GrayPhoto, size: int | None = None, saturation: float | None = None,
                        temperature: float | None = None) -> Image.Image:
-        chroma, network_shape = self.predict_chroma(photo.gray, size, temperature)
         factor = self.saturation if saturation is None else saturation
+        stride = getattr(self.model, "output_stride", 1)
+        if getattr(getattr(self.model, "config", None), "head", None) == "rgb":
+            rgb, network_shape = self.predict_rgb(photo.gray, size, factor)
+            image = Image.fromarray(upsample_rgb_full_resolution(rgb, photo.gray.shape, network_shape, stride), "RGB")
+            if photo.alpha is not None:
+                image.putalpha(Image.fromarray(photo.alpha, "L"))
+            return image
+        chroma, network_shape = self.predict_chroma(photo.gray, size, temperature)
         if factor != 1.0:
             if self.color_space == "lab":
                 chroma = chroma * factor
             else:  # LUV chroma is not centred at zero in normalised units: scale the real u, v instead
                 from colorizer.color import normalize_chroma
                 chroma = normalize_chroma(denormalize_chroma(chroma, "luv") * factor, "luv")
-        stride = getattr(self.model, "output_stride", 1)
         rgb = merge_full_resolution(photo.gray, chroma, network_shape, stride, self.color_space)
         image = Image.fromarray(rgb, "RGB")
         if photo.alpha is not None:

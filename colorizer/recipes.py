@@ -134,6 +134,18 @@ RECIPES: dict[str, Recipe] = {r.name: r for r in [
 ]}
 
 
+# DeepColor as published (issue 28): the networks predict the RGB image (sigmoid, MSE on RGB), lightness included,
+# and inference shows it as predicted. The ab recipes above are the project's variant (the photo's own lightness).
+_AB = ("predicts Lab ab joined to the photo's own sharp lightness, where the paper predicts RGB "
+       "(deepcolor-{0}-rgb): with the lightness given, a decoder without skips loses little detail")
+for _name in ("unet", "mobilenet", "densenet"):
+    _ab = RECIPES[f"deepcolor-{_name}"]
+    RECIPES[f"deepcolor-{_name}-rgb"] = dataclasses.replace(
+        _ab, name=f"deepcolor-{_name}-rgb", system=_ab.system.replace("(MSE", "(RGB output, MSE on RGB"),
+        model_config={**_ab.model_config, "head": "rgb"})
+    RECIPES[f"deepcolor-{_name}"] = dataclasses.replace(_ab, deviations=(*_ab.deviations, _AB.format(_name)))
+
+
 def list_recipes() -> list[str]:
     return list(RECIPES)
 

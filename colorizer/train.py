@@ -181,6 +181,8 @@ class Trainer:
             self.model = models.create(config.model, **model_config)
         if (config.loss == "classify") != (self.model.config.head == "classify"):
             raise ValueError(f"loss {config.loss!r} does not fit a {self.model.config.head!r} head")
+        if self.model.config.head == "rgb" and config.loss not in ("mse", "huber", "blur"):
+            raise ValueError(f"an rgb head trains with a regression loss (mse, huber, blur), not {config.loss!r}")
         self.space = color_space_of(self.model)
         self.train_cache, self.val_cache = train_cache, val_cache
         if self.train_cache is None:
@@ -266,7 +268,10 @@ class Trainer:
             lightness = lightness.contiguous(memory_format=torch.channels_last)
         return lightness, chroma
 
-    def compute_loss(self, output: torch.Tensor, chroma: torch.Tensor) -> torch.Tensor:
+    def compute_loss(self, output: torch.Tensor, chroma: torch.Tensor, rgb: torch.Tensor | None = None) -> torch.Tensor:
+        if self.model.config.head == "rgb":  # DeepColor as published: the loss is on the RGB image itself
+            target = losses.chroma_target(rgb, output.shape[-2:])  # (an average pool, for any channel count)
+            return losses.regression_loss(self.config.loss)(output, target)
         target = losses.chroma_target(chroma, output.shape[-2:])
         if self.config.loss == "classify":
             return losses.classify(output, target, self.model.bins)
@@ -283,7 +288,7 @@ class Trainer:
             output = self.model(lightness)
         if self.config.loss == "gan" and self.epoch >= self.config.gan_pretrain_epochs:
             return self._gan_step(lightness, chroma, output)
-        loss = self.compute_loss(output, chroma)
+        loss = self.compute_loss(output, chroma, rgb)
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         self.optimizer.step()
@@ -319,7 +324,7 @@ class Trainer:
             rgb = self.val_rgb[start: start + batch_size]
             lightness, chroma = self._prepare(rgb)
             output = self.model(lightness)
-            total_loss += self.compute_loss(output, chroma).item() * len(rgb)
+            total_loss += self.compute_loss(output, chroma, rgb).item() * len(rgb)
             predicted = self.model.predict_chroma(lightness) if hasattr(self.model, "predict_chroma") else output
             target = losses.chroma_target(chroma, predicted.shape[-2:])
             total_sq += torch.mean((predicted.float() - target) ** 2).item() * len(rgb)

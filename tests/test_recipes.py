@@ -183,3 +183,56 @@ def test_model_config_merges_into_the_recipes():
     assert config.model_config == {"decoder": "deepcolor", "skips": True}
     assert recipe.model_config == {"decoder": "deepcolor", "skips": False}  # the recipe itself is untouched
     assert train_config("deepcolor-densenet", "data", "out").model_config == recipe.model_config
+
+
+def test_deepcolor_rgb_head_trains_on_rgb_and_is_shown_as_predicted(tmp_path):
+    """DeepColor as published: the network's RGB image (lightness included) is the loss's and the user's picture;
+    the ab variant's picture keeps the photo's own lightness exactly."""
+    import numpy as np
+    from PIL import Image
+
+    from colorizer import Colorizer
+    from colorizer.color import rgb_to_lab
+    from colorizer.weights import WeightsInfo, save_weights
+
+    config = recipes.train_config("deepcolor-unet-rgb", data="unused", out=str(tmp_path), size=32, batch=2,
+                                  steps_per_epoch=1, bn_crops=4, progress=False, max_crop=32, cache_side=32,
+                                  model_config={"base_channels": 8})
+    trainer = Trainer(config, synthetic_cache(4, side=40), synthetic_cache(2, seed=1))
+    assert trainer.model.config.head == "rgb" and trainer.model.out_channels == 3
+    rgb = trainer.sampler.sample(2)
+    lightness, chroma = trainer._prepare(rgb)
+    output = trainer.model(lightness)
+    assert output.shape == (2, 3, 32, 32) and 0 <= output.min() and output.max() <= 1
+    torch.testing.assert_close(trainer.compute_loss(output, chroma, rgb), torch.nn.functional.mse_loss(output, rgb))
+    assert trainer.model.predict_chroma(lightness).shape == (2, 2, 32, 32)
+    with pytest.raises(ValueError, match="rgb head"):
+        Trainer(recipes.train_config("deepcolor-unet-rgb", data="u", out=str(tmp_path / "g"), loss="gan", size=32,
+                                     batch=2, progress=False, max_crop=32, cache_side=32),
+                synthetic_cache(4, side=40), synthetic_cache(2, seed=1))
+
+    gray = Image.fromarray(np.linspace(0, 255, 61 * 47).reshape(47, 61).astype(np.uint8), "L")
+
+    def lightness_of(image):
+        return rgb_to_lab(torch.from_numpy(np.array(image.convert("RGB"))).permute(2, 0, 1)[None].float() / 255)[0, 0]
+
+    pictures = {}
+    for head in ("rgb", "regress"):
+        torch.manual_seed(0)
+        model = models.create("unet", base_channels=8, head=head)
+        path = tmp_path / f"{head}.safetensors"
+        save_weights(model, path, WeightsInfo("unet", model.config.to_dict(), working_size=32))
+        pictures[head] = Colorizer.from_file(path, device="cpu").colorize(gray)
+        assert pictures[head].size == (61, 47)
+    truth = lightness_of(gray)
+    assert (lightness_of(pictures["regress"]) - truth).abs().max() < 1.5  # the photo's own lightness, to rounding
+    assert (lightness_of(pictures["rgb"]) - truth).abs().mean() > 5  # the network's own (random) lightness
+
+
+def test_unet_skip_ablation_is_one_switch():
+    with_skips = models.create("unet", base_channels=8)
+    without = models.create("unet", base_channels=8, skips=False)
+    assert sum(p.numel() for p in without.parameters()) < sum(p.numel() for p in with_skips.parameters())
+    assert without.eval()(torch.zeros(1, 1, 40, 56)).shape == (1, 2, 40, 56)
+    config = recipes.train_config("deepcolor-unet-rgb", data="d", out="o", model_config={"skips": False})
+    assert config.model_config == {"head": "rgb", "skips": False}

@@ -1,8 +1,10 @@
 """What every colorization network shares: padding to any size, output heads and the chroma decoding.
 
 A network takes normalised L ``(B, 1, H, W)`` in [-1, 1] and returns either
-- regression: normalised chroma ``(B, 2, H/r, W/r)`` in about [-1, 1], or
-- classification: logits over quantised ab bins ``(B, Q, H/r, W/r)`` (Zhang et al. 2016),
+- regression: normalised chroma ``(B, 2, H/r, W/r)`` in about [-1, 1],
+- classification: logits over quantised ab bins ``(B, Q, H/r, W/r)`` (Zhang et al. 2016), or
+- rgb: the whole colour image ``(B, 3, H/r, W/r)`` in [0, 1] (DeepColor as published: its lightness is the
+  network's too, so inference shows it as predicted instead of joining chroma to the photo's own lightness),
 where ``r`` is the model's ``output_stride`` (1 for full-resolution heads). ``predict_chroma`` turns either
 into normalised chroma, so inference code never needs to know which head a model has.
 """
@@ -18,14 +20,14 @@ from torch import nn
 
 from colorizer.bins import AbBins
 
-HEADS = ("regress", "classify")
+HEADS = ("regress", "classify", "rgb")
 
 
 @dataclass
 class ModelConfig:
     """Fields every architecture config has; subclasses add their own."""
 
-    head: str = "regress"  # "regress" (chroma) or "classify" (logits over ab bins, Zhang et al. 2016)
+    head: str = "regress"  # "regress" (chroma), "classify" (logits over ab bins, Zhang et al. 2016) or "rgb"
     color_space: str = "lab"  # chroma channels the model predicts: "lab" (a, b) or "luv" (u, v)
     temperature: float = 0.38  # annealed-mean temperature used to decode classification logits
     undo_rebalancing: float = 0.0  # decoding: subtract this times log(class weight) from the logits first
@@ -61,7 +63,9 @@ class ColorModel(nn.Module):
 
     @property
     def out_channels(self) -> int:
-        return self.bins.count if self.config.head == "classify" else 2
+        if self.config.head == "classify":
+            return self.bins.count
+        return 3 if self.config.head == "rgb" else 2
 
     def _forward(self, lightness: torch.Tensor) -> torch.Tensor:
         raise NotImplementedError
@@ -104,8 +108,14 @@ class ColorModel(nn.Module):
 
     def predict_chroma(self, lightness: torch.Tensor, temperature: float | None = None,
                        flip_average: bool = False) -> torch.Tensor:
-        """Normalised L (B, 1, H, W) -> normalised chroma (B, 2, ceil(H/r), ceil(W/r))."""
+        """Normalised L (B, 1, H, W) -> normalised chroma (B, 2, ceil(H/r), ceil(W/r)); an RGB head's chroma is
+        that of its predicted image."""
         out = self.predict_output(lightness, flip_average)
+        if self.config.head == "rgb":
+            from colorizer.color import normalize_chroma, rgb_to_space
+
+            space = self.config.color_space
+            return normalize_chroma(rgb_to_space(out.float().clamp(0, 1), space)[:, 1:], space)
         if self.config.head == "classify":
             t = self.config.temperature if temperature is None else temperature
             return self.bins.decode(out, t, self.config.undo_rebalancing, self.config.chroma_gain,
@@ -128,17 +138,20 @@ class ColorModel(nn.Module):
         """Maps a head's raw output to the [-1, 1] chroma range the way the source paper does.
 
         ``sigmoid`` papers predict chroma in [0, 1]; 2 * sigmoid(x) - 1 puts that on the shared [-1, 1] scale.
-        Classification heads return logits untouched.
+        Classification heads return logits untouched; an RGB head maps the same activation onto [0, 1] (a sigmoid
+        is DeepColor's own output).
         """
         if self.config.head == "classify":
             return features
         if activation == "sigmoid":
-            return 2 * torch.sigmoid(features) - 1
-        if activation == "tanh":
-            return torch.tanh(features)
-        if activation == "none":
-            return features
-        raise ValueError(f"unknown activation {activation!r}")
+            out = 2 * torch.sigmoid(features) - 1
+        elif activation == "tanh":
+            out = torch.tanh(features)
+        elif activation == "none":
+            out = features
+        else:
+            raise ValueError(f"unknown activation {activation!r}")
+        return (out + 1) / 2 if self.config.head == "rgb" else out
 
 
 def conv_bn_relu(in_channels: int, out_channels: int, stride: int = 1, dilation: int = 1) -> nn.Sequential:

@@ -19,6 +19,7 @@ from colorizer.models.base import ColorModel, ModelConfig
 class UNetConfig(ModelConfig):
     base_channels: int = 64  # channels of the first encoder block; doubles per block (DeepColor: 64 -> 512)
     dropout: float = 0.5  # decoder dropout (DeepColor)
+    skips: bool = True  # skip connections; False is the ablation of DeepColor's finding that they matter most
 
 
 def _down(in_channels: int, out_channels: int) -> nn.Sequential:
@@ -32,8 +33,9 @@ class _Up(nn.Module):
         self.up = nn.ConvTranspose2d(in_channels, out_channels, 4, 2, 1, bias=False)
         self.post = nn.Sequential(nn.BatchNorm2d(out_channels + skip_channels), nn.Dropout(dropout), nn.ReLU(inplace=True))
 
-    def forward(self, x: torch.Tensor, skip: torch.Tensor) -> torch.Tensor:
-        return self.post(torch.cat((self.up(x), skip), dim=1))
+    def forward(self, x: torch.Tensor, skip: torch.Tensor | None) -> torch.Tensor:
+        up = self.up(x)
+        return self.post(up if skip is None else torch.cat((up, skip), dim=1))
 
 
 class UNet(ColorModel):
@@ -42,13 +44,14 @@ class UNet(ColorModel):
     def __init__(self, config: UNetConfig):
         super().__init__(config)
         c = config.base_channels
+        k = 1 if config.skips else 0  # without skips each block upsamples its input alone
         self.down = nn.ModuleList([_down(1, c), _down(c, 2 * c), _down(2 * c, 4 * c), _down(4 * c, 8 * c)])
         self.up = nn.ModuleList([
-            _Up(8 * c, 4 * c, 4 * c, config.dropout),  # -> 8C @ H/8
-            _Up(8 * c, 2 * c, 2 * c, config.dropout),  # -> 4C @ H/4
-            _Up(4 * c, c, c, config.dropout),  # -> 2C @ H/2
+            _Up(8 * c, 4 * c, k * 4 * c, config.dropout),  # -> 8C @ H/8 (4C without skips)
+            _Up((4 + k * 4) * c, 2 * c, k * 2 * c, config.dropout),  # -> 4C @ H/4
+            _Up((2 + k * 2) * c, c, k * c, config.dropout),  # -> 2C @ H/2
         ])
-        self.final = nn.ConvTranspose2d(2 * c, self.out_channels, 4, 2, 1)
+        self.final = nn.ConvTranspose2d((1 + k) * c, self.out_channels, 4, 2, 1)
 
     def _forward(self, lightness: torch.Tensor) -> torch.Tensor:
         skips = []
@@ -57,5 +60,5 @@ class UNet(ColorModel):
             x = block(x)
             skips.append(x)
         for block, skip in zip(self.up, reversed(skips[:-1])):
-            x = block(x, skip)
+            x = block(x, skip if self.config.skips else None)
         return self.regression_output(self.final(x), "sigmoid")
