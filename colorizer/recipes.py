@@ -27,6 +27,8 @@ class Recipe:
     weight_decay: float = 0.0
     schedule: str = "none"  # none | plateau (ReduceLROnPlateau on the validation loss)
     plateau_patience: int = 3
+    plateau_factor: float = 0.5  # what ReduceLROnPlateau multiplies the rates by
+    checkpoint: str = "last"  # which checkpoint ships: "last" or "best" (lowest validation loss)
     hflip: bool = False
     vflip: bool = False
     scale_jitter: bool = False  # random crop sides size..1.75*size resized to size; else whole photo at size
@@ -109,7 +111,8 @@ RECIPES: dict[str, Recipe] = {r.name: r for r in [
         name="ucsd-vgg16", paper="001 UCSD (Pathak), after Hwang & Zhou and Dahl",
         system="UCSD's VGG-16 regression net in CIE LUV with element-wise-sum skips (Huber loss)",
         model="vgg16_regression", loss="huber", lr=1e-3, encoder_lr=3e-6, schedule="plateau", plateau_patience=1,
-        budget_images=24_000,
+        # the paper decays on plateaus with Keras/PyTorch defaults (factor 0.1) and keeps the best-validation model
+        plateau_factor=0.1, checkpoint="best", budget_images=24_000,
         deviations=(_cpu(224), _NO_IMAGENET + " (3e-6 applies only to a loaded ImageNet encoder)"),
         reported={"test_huber": 0.001849, "epochs": 25},
     ),
@@ -166,7 +169,8 @@ def train_config(name: str, data: str, out: str, **overrides):
         recipe=recipe.name, model=recipe.model, model_config=dict(recipe.model_config), loss=recipe.loss,
         lr=recipe.lr, encoder_lr=recipe.lr if recipe.encoder_lr is None else recipe.encoder_lr,
         betas=tuple(recipe.betas), weight_decay=recipe.weight_decay, schedule=recipe.schedule,
-        plateau_patience=recipe.plateau_patience, hflip=recipe.hflip, vflip=recipe.vflip,
+        plateau_patience=recipe.plateau_patience, plateau_factor=recipe.plateau_factor, hflip=recipe.hflip,
+        vflip=recipe.vflip,
         size=recipe.size, max_crop=int(recipe.size * 1.75) if recipe.scale_jitter else recipe.size,
         cache_side=256 if recipe.scale_jitter else recipe.size,
         batch=recipe.batch, steps_per_epoch=recipe.steps_per_epoch, budget_images=recipe.budget_images,

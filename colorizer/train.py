@@ -13,6 +13,7 @@ import dataclasses
 import json
 import logging
 import math
+import os
 import random
 import time
 from dataclasses import dataclass, field
@@ -61,7 +62,8 @@ class TrainConfig:
     weight_decay: float = 0.0
     schedule: str = "plateau"  # "plateau" (ReduceLROnPlateau on the validation loss), "cosine" (to zero at the
     # budget, per step) or "none"
-    plateau_patience: int = 3  # epochs without improvement before ReduceLROnPlateau halves the rates
+    plateau_patience: int = 3  # epochs without improvement before ReduceLROnPlateau lowers the rates
+    plateau_factor: float = 0.5  # ... multiplying them by this (UCSD's recipe: 0.1, PyTorch's default)
     freeze_encoder: bool = False  # freeze an encoder whose ImageNet weights were loaded (a random one always trains)
     bn_crops: int = 256  # training crops over which BatchNorm statistics are re-estimated before validation
     keep_intervals: bool = False  # also keep every interval's weights (interval-NNN.safetensors): a GAN's
@@ -98,6 +100,14 @@ def cosine_factor(images_seen: int, budget_images: int) -> float:
 
 def color_space_of(model: nn.Module) -> str:
     return getattr(model.config, "color_space", "lab")
+
+
+def portable_path(path: str | None) -> str | None:
+    """A path as a shipped file may record it: relative paths as given, absolute ones (a machine's home, a run
+    folder) cut to their last two parts, so no file carries where it was trained."""
+    if not path or not os.path.isabs(path):
+        return path
+    return "/".join(Path(path).parts[-2:])
 
 
 def split_batch(rgb: torch.Tensor, space: str) -> tuple[torch.Tensor, torch.Tensor]:
@@ -198,7 +208,7 @@ class Trainer:
             self.model = self.model.to(memory_format=torch.channels_last)
         self.optimizer = torch.optim.Adam(_parameter_groups(self.model, config), betas=config.betas,
                                           weight_decay=config.weight_decay)
-        self.scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(self.optimizer, factor=0.5,
+        self.scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(self.optimizer, factor=config.plateau_factor,
                                                                     patience=config.plateau_patience)
         self.discriminator = self.d_optimizer = None
         if config.loss == "gan":
@@ -394,6 +404,9 @@ class Trainer:
                       "minutes": round(self.elapsed / 60, 1), "images_seen": self.images_seen,
                       "optimizer": {"betas": list(self.config.betas), "weight_decay": self.config.weight_decay,
                                     "schedule": self.config.schedule,
+                                    **({"plateau_factor": self.config.plateau_factor,
+                                        "plateau_patience": self.config.plateau_patience}
+                                       if self.config.schedule == "plateau" else {}),
                                     "encoder_lr": self.effective_encoder_lr()},
                       "augment": {"hflip": self.config.hflip, "vflip": self.config.vflip,
                                   "max_crop": self.config.max_crop},
@@ -401,7 +414,7 @@ class Trainer:
                       **({"gan_l1_weight": self.config.gan_l1_weight, "gan_real_label": self.config.gan_real_label,
                           "gan_pretrain_epochs": self.config.gan_pretrain_epochs}
                          if self.config.loss == "gan" else {}),
-                      "crop": self.config.size, "batch": self.config.batch, "data": self.config.data,
+                      "crop": self.config.size, "batch": self.config.batch, "data": portable_path(self.config.data),
                       "train_photos": len(self.train_cache), "lr": self.config.lr,
                       "semantic_holdout_excluded": self.config.semantic_holdout,
                       **({"imagenet_encoder_loaded": bool(self.model.encoder.imagenet_loaded)}
@@ -410,7 +423,8 @@ class Trainer:
                       **({"imagenet_classifier_loaded": bool(self.model.imagenet_loaded)}
                          if isinstance(getattr(self.model, "imagenet_loaded", None), bool) else {}),
                       **({"rebalance_mix": self.config.rebalance_mix} if self.config.loss == "classify" else {}),
-                      **({"init": self.config.init, "init_training": self.init_training} if self.config.init else {})},
+                      **({"init": portable_path(self.config.init), "init_training": self.init_training}
+                         if self.config.init else {})},
             metrics=metrics,
         )
         save_weights(self.model, path, info)

@@ -65,15 +65,18 @@ def main() -> int:
                         help="also report the photos training held out of this folder, per source")
     parser.add_argument("--precision", choices=["fp16", "int8"], default="fp16")
     parser.add_argument("--int8-photos", type=int, default=20)
-    parser.add_argument("--weights", default="last.safetensors",
-                        help="the run's weights file to ship (default last.safetensors; interval-NNN.safetensors "
-                             "for a checkpoint chosen by a stated rule, given in --notes)")
+    parser.add_argument("--weights", default=None,
+                        help="the run's weights file to ship (default: the recipe's checkpoint, last.safetensors or "
+                             "best.safetensors; interval-NNN.safetensors for a checkpoint chosen by a stated rule, "
+                             "given in --notes)")
     parser.add_argument("--notes", default="", help="Markdown added to the card (what is still short, ...)")
     args = parser.parse_args()
     torch.set_num_threads(2)
     torch.use_deterministic_algorithms(True)
     run = Path(args.run)
-    model, info = load_weights(run / args.weights)
+    weights = args.weights or f"{get_recipe(read_info(run / 'last.safetensors').training['recipe']).checkpoint}" \
+                              ".safetensors"
+    model, info = load_weights(run / weights)
     recipe = get_recipe(info.training["recipe"])
     info.description = recipe.system
     target = WEIGHTS_DIR / f"{recipe.name}.safetensors"

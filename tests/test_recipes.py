@@ -27,6 +27,7 @@ def test_recipe_builds_its_model_and_takes_a_step(tmp_path, name):
 def test_recipe_overrides_win_and_unknown_options_raise(tmp_path):
     config = recipes.train_config("ucsd-vgg16", data="d", out="o", lr=5e-4)
     assert config.lr == 5e-4 and config.schedule == "plateau" and config.plateau_patience == 1
+    assert config.plateau_factor == 0.1 and recipes.get_recipe("ucsd-vgg16").checkpoint == "best"
     assert config.encoder_lr == 3e-6 and config.weight_decay == 0
     with pytest.raises(TypeError, match="unknown training option"):
         recipes.train_config("ucsd-vgg16", data="d", out="o", learning_rate=1)
@@ -236,3 +237,37 @@ def test_unet_skip_ablation_is_one_switch():
     assert without.eval()(torch.zeros(1, 1, 40, 56)).shape == (1, 2, 40, 56)
     config = recipes.train_config("deepcolor-unet-rgb", data="d", out="o", model_config={"skips": False})
     assert config.model_config == {"head": "rgb", "skips": False}
+
+
+def test_every_ablation_is_a_recipe_with_one_switch_that_builds():
+    import importlib.util
+    import json
+    import sys
+    from pathlib import Path
+    from types import SimpleNamespace
+
+    path = Path(__file__).resolve().parent.parent / "scripts" / "ablations.py"
+    spec = importlib.util.spec_from_file_location("ablations", path)
+    ablations = importlib.util.module_from_spec(spec)
+    sys.modules["ablations"] = ablations  # its dataclasses look their module up
+    spec.loader.exec_module(ablations)
+    args = SimpleNamespace(data="d", cache_dir="c", budget_images=None)
+    for ablation in ablations.ABLATIONS:
+        config = recipes.train_config(ablation.recipe, data="d", out="o", model_config=dict(ablation.change))
+        model_config = {**config.model_config, "pretrained": False} if "pretrained" in \
+            models.get_entry(config.model).config_class.__dataclass_fields__ else dict(config.model_config)
+        model = models.create(config.model, **model_config)
+        for key, value in ablation.change.items():
+            assert getattr(model.config, key) == value
+        assert model.eval()(torch.zeros(1, 1, 64, 64)).shape[1] in (2, 3)
+        command = ablations.train_command(ablation, Path("run"), args)
+        assert command[command.index("--recipe") + 1] == ablation.recipe
+        if ablation.change:
+            assert json.loads(command[command.index("--model-config") + 1]) == ablation.change
+
+
+def test_shipped_records_hold_no_absolute_paths():
+    from colorizer.train import portable_path
+
+    assert portable_path("/root/runs/recipes/organic-resnet18/best.safetensors") == "organic-resnet18/best.safetensors"
+    assert portable_path("../shared/data/train") == "../shared/data/train" and portable_path(None) is None

@@ -144,7 +144,7 @@ def test_init_fine_tunes_from_weights_with_fresh_rebalancing(tmp_path):
     from colorizer.weights import read_info
 
     record = read_info(tmp_path / "tuned" / "best.safetensors").training
-    assert record["init"] == str(weights) and record["rebalance_mix"] == 0.1
+    assert record["init"] == "source/best.safetensors" and record["rebalance_mix"] == 0.1
     assert record["init_training"]["epochs"] == 1
     with pytest.raises(ValueError, match="not a 'unet'"):
         Trainer(TrainConfig(model="unet", init=str(weights), out=str(tmp_path / "wrong"), progress=False),
