@@ -72,6 +72,7 @@ class TrainConfig:
     gan_pretrain_epochs: int = 0  # epochs of plain L1 before the adversarial loss starts
     gan_real_label: float = 1.0  # target of real pairs for the discriminator (0.9: one-sided label smoothing)
     d_lr: float = 2e-4  # discriminator Adam learning rate (betas 0.5, 0.999 as pix2pix)
+    discriminator: str = "patchgan"  # registry name of the GAN's discriminator
     rebalance_mix: float = 0.5  # lambda of Zhang et al.'s class rebalancing (smaller: rarer, bolder colours weigh more)
     init: Optional[str] = None  # fine-tune: start from this .safetensors file's weights (architecture and config too)
     semantic_holdout: bool = True  # never train on the ImageNet-sample photos the semantic test classifies
@@ -212,7 +213,9 @@ class Trainer:
                                                                     patience=config.plateau_patience)
         self.discriminator = self.d_optimizer = None
         if config.loss == "gan":
-            self.discriminator = models.create("patchgan")
+            if models.get_entry(config.discriminator).kind != "discriminator":
+                raise ValueError(f"{config.discriminator!r} is not a discriminator")
+            self.discriminator = models.create(config.discriminator)
             self.d_optimizer = torch.optim.Adam(self.discriminator.parameters(), lr=config.d_lr, betas=(0.5, 0.999))
         # models with a per-photo global branch (Manipal's fusion) see the vector of the whole photo, computed once
         self.photo_context = self._photo_context() if hasattr(self.model, "global_features") else None
@@ -412,6 +415,7 @@ class Trainer:
                                   "max_crop": self.config.max_crop},
                       "bn_recalibrated_on": self.config.bn_crops,
                       **({"gan_l1_weight": self.config.gan_l1_weight, "gan_real_label": self.config.gan_real_label,
+                          "discriminator": self.config.discriminator,
                           "gan_pretrain_epochs": self.config.gan_pretrain_epochs}
                          if self.config.loss == "gan" else {}),
                       "crop": self.config.size, "batch": self.config.batch, "data": portable_path(self.config.data),

@@ -271,3 +271,19 @@ def test_shipped_records_hold_no_absolute_paths():
 
     assert portable_path("/root/runs/recipes/organic-resnet18/best.safetensors") == "organic-resnet18/best.safetensors"
     assert portable_path("../shared/data/train") == "../shared/data/train" and portable_path(None) is None
+
+
+def test_organic_table_one_parts():
+    """OrGANic's own generator keeps every resolution; its discriminator gives one logit per image; the recipes use
+    them, and the pretrained cGAN recipe trains on L1 alone for 20 intervals."""
+    generator = models.create("organic_residual")
+    assert generator.eval()(torch.zeros(1, 1, 37, 53)).shape == (1, 2, 37, 53)
+    assert not any(isinstance(m, (torch.nn.MaxPool2d, torch.nn.ConvTranspose2d)) or getattr(m, "stride", (1,))[0] > 1
+                   for m in generator.modules())
+    discriminator = models.create("organic_discriminator")
+    assert discriminator(torch.zeros(2, 1, 48, 64), torch.zeros(2, 2, 48, 64)).shape == (2, 1)
+    custom = recipes.train_config("organic-custom", data="d", out="o")
+    assert custom.discriminator == "organic_discriminator" and custom.model == "organic_residual"
+    pretrained = recipes.get_recipe("organic-cgan-pretrained")
+    assert pretrained.gan_pretrain_epochs == 20 and pretrained.gan_real_label == 1.0
+    assert pretrained.budget_images == 35 * 1280 and pretrained.model == "nazeri_unet"

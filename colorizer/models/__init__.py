@@ -16,7 +16,8 @@ from colorizer.models.context_unet import ContextUNet, ContextUNetConfig
 from colorizer.models.encoder_unet import DenseNet121UNet, EncoderUNetConfig, MobileNetUNet, ResNet18UNet
 from colorizer.models.lite_unet import LiteUNet, LiteUNetConfig
 from colorizer.models.fusion import FusionConfig, FusionVGG16
-from colorizer.models.gan import (NazeriUNet, NazeriUNetConfig, PatchGAN, PatchGANConfig, ResNetGenerator,
+from colorizer.models.gan import (NazeriUNet, NazeriUNetConfig, OrganicDiscriminator, OrganicDiscriminatorConfig,
+                                  OrganicResidual, OrganicResidualConfig, PatchGAN, PatchGANConfig, ResNetGenerator,
                                   ResNetGeneratorConfig)
 from colorizer.models.unet import UNet, UNetConfig
 from colorizer.models.vgg import VGG16Regression, VGG16RegressionConfig, VGG19UNet, VGG19UNetConfig
@@ -51,7 +52,11 @@ _REGISTRY: dict[str, ModelEntry] = {
                                 "OrGANic / Shariatnia: ResNet-18 U-Net generator"),
     "resnet_generator": ModelEntry(ResNetGenerator, ResNetGeneratorConfig, "colorizer",
                                    "OrGANic / pix2pix: small residual generator"),
+    "organic_residual": ModelEntry(OrganicResidual, OrganicResidualConfig, "colorizer",
+                                   "OrGANic: its own residual generator, no down- or upsampling"),
     "patchgan": ModelEntry(PatchGAN, PatchGANConfig, "discriminator", "pix2pix / OrGANic 70x70 PatchGAN"),
+    "organic_discriminator": ModelEntry(OrganicDiscriminator, OrganicDiscriminatorConfig, "discriminator",
+                                        "OrGANic: its own sequential classifier discriminator"),
 }
 
 

@@ -8,6 +8,12 @@ BN, ReLU, dropout 0.5 on the first three, each concatenated with the encoder lay
 with tanh. C = 64 in the paper. Output (B, 2, H, W).
 ``resnet_generator``: the small residual generator (pix2pix / Johnson et al.): 7x7 stem, two stride-2 convs,
 residual blocks at H/4, two transpose convs, 7x7 output conv and tanh.
+``organic_residual``: OrGANic's own generator (Table 1, "Custom Gen"): "a series of convolutional blocks with
+residual connections (but no expanding or contracting)": 3x3 convs at full resolution throughout.
+``organic_discriminator``: OrGANic's own discriminator ("Custom Disc"): "a typical sequential classifier ...
+contracting convolutional layers, followed by batch normalizations and max pooling layers, with intermittent dropout
+and a linear layer at the end": one logit per (L, chroma) image. The paper gives no widths or depths; those here are
+ours (stated in the recipe).
 """
 
 from __future__ import annotations
@@ -132,3 +138,56 @@ class NazeriUNet(ColorModel):
         for layer, skip in zip(self.up, reversed(skips[:-1])):
             x = torch.cat((layer(x), skip), dim=1)  # back up to (B, 2C, H, W)
         return self.regression_output(self.head(x), "tanh")
+
+
+@dataclass
+class OrganicResidualConfig(ModelConfig):
+    channels: int = 32  # the paper gives no width
+    blocks: int = 6  # residual blocks, each two 3x3 conv-BN(-ReLU) at full resolution
+
+
+class OrganicResidual(ColorModel):
+    size_multiple = 1  # no down- or upsampling: any size as it is
+
+    def __init__(self, config: OrganicResidualConfig):
+        super().__init__(config)
+        c = config.channels
+        self.stem = nn.Sequential(nn.Conv2d(1, c, 3, padding=1, bias=False), nn.BatchNorm2d(c), nn.ReLU(inplace=True))
+        self.blocks = nn.Sequential(*[_ResidualBlock(c) for _ in range(config.blocks)])
+        self.head = nn.Conv2d(c, self.out_channels, 3, padding=1)
+
+    def _forward(self, lightness: torch.Tensor) -> torch.Tensor:
+        return self.regression_output(self.head(torch.relu(self.blocks(self.stem(lightness)))), "tanh")
+
+
+@dataclass
+class OrganicDiscriminatorConfig:
+    base_channels: int = 32  # doubles per block
+    blocks: int = 4  # conv-BN-LeakyReLU-maxpool blocks (H -> H/16)
+    dropout: float = 0.3  # after every other block ("intermittent dropout")
+    in_channels: int = 3  # L + two chroma channels
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+class OrganicDiscriminator(nn.Module):
+    kind = "discriminator"
+
+    def __init__(self, config: OrganicDiscriminatorConfig):
+        super().__init__()
+        self.config = config
+        layers, channels = [], config.in_channels
+        for i in range(config.blocks):
+            out = config.base_channels * 2 ** i
+            layers += [nn.Conv2d(channels, out, 3, padding=1, bias=False), nn.BatchNorm2d(out),
+                       nn.LeakyReLU(0.2, inplace=True), nn.MaxPool2d(2)]
+            if i % 2 == 1:
+                layers.append(nn.Dropout(config.dropout))
+            channels = out
+        # the linear layer needs a fixed size: crops of any size are pooled to 4 x 4 first
+        layers += [nn.AdaptiveAvgPool2d(4), nn.Flatten(), nn.Linear(channels * 16, 1)]
+        self.net = nn.Sequential(*layers)
+
+    def forward(self, lightness: torch.Tensor, chroma: torch.Tensor) -> torch.Tensor:
+        return self.net(torch.cat((lightness, chroma), dim=1))  # (B, 1): one logit per image
