@@ -26,3 +26,11 @@ def test_rerunning_the_benchmarks_keeps_the_hand_written_part(tmp_path):
     assert "old generated table" not in text and "## GPU path" in text
     assert text.endswith(f"{HAND_WRITTEN}\n\n## Targets\n\nwritten by hand\n")
     assert text.index("## GPU path") < text.index(HAND_WRITTEN)
+
+
+def test_shipped_models_are_timed_as_users_load_them(weights_dir):
+    from bench.shipped import shipped_times
+
+    rows = shipped_times(repeats=2, photo=(64, 48), weights_dir=weights_dir)
+    assert {row["model"] for row in rows} == {"balanced", "vivid"}
+    assert all(row["median_ms"] > 0 and row["photo"] == "64x48" and row["parameters_m"] > 0 for row in rows)
