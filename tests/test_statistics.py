@@ -1,7 +1,7 @@
 """The primary analysis, checked by simulation: studies with participant and photo variation (a Latin square as the
 app assigns it), analysed thousands of times. The clustered intervals must cover the true population rate about
 95% of the time and a true null must be rejected about 5% of the time; the naive Wilson interval is shown to fail,
-which is why it is not the primary one. Deterministic (seeded): runs in about a minute on two cores."""
+which is why it is not the primary one. Deterministic (seeded): about 30 s on two cores."""
 
 import numpy as np
 import pandas as pd
@@ -10,7 +10,7 @@ import pytest
 from study.clustered import condition_rates, pairwise_tests
 from study.simulate import Variation, conditional_logit, synthetic_trials
 
-REPEATS = 300
+REPEATS = 1000
 
 
 def test_conditional_logit_gives_the_population_average():
