@@ -110,7 +110,7 @@ def frechet_distance(a: np.ndarray, b: np.ndarray) -> float:
 
     mean_a, mean_b = a.mean(0), b.mean(0)
     cov_a, cov_b = np.cov(a, rowvar=False), np.cov(b, rowvar=False)
-    root, _ = linalg.sqrtm(cov_a @ cov_b, disp=False)
+    root = linalg.sqrtm(cov_a @ cov_b)  # scipy >= 1.16: no disp; non-finite entries signal failure
     if not np.isfinite(root).all():  # near-singular product: regularise as the reference implementation does
         offset = np.eye(len(cov_a)) * 1e-6
         root = linalg.sqrtm((cov_a + offset) @ (cov_b + offset))
