@@ -27,13 +27,19 @@ from colorizer.models.base import ColorModel, ModelConfig
 
 
 @dataclass
-class PatchGANConfig:
-    base_channels: int = 64  # C64-C128-C256-C512 as pix2pix
-    layers: int = 3  # stride-2 layers after the first; 3 gives the 70x70 receptive field
+class DiscriminatorConfig:
+    """Fields every discriminator config has (they judge (L, chroma) pairs, so they are not ``ModelConfig``s)."""
+
     in_channels: int = 3  # L + two chroma channels
 
     def to_dict(self) -> dict:
         return asdict(self)
+
+
+@dataclass
+class PatchGANConfig(DiscriminatorConfig):
+    base_channels: int = 64  # C64-C128-C256-C512 as pix2pix
+    layers: int = 3  # stride-2 layers after the first; 3 gives the 70x70 receptive field
 
 
 class PatchGAN(nn.Module):
@@ -161,14 +167,10 @@ class OrganicResidual(ColorModel):
 
 
 @dataclass
-class OrganicDiscriminatorConfig:
+class OrganicDiscriminatorConfig(DiscriminatorConfig):
     base_channels: int = 32  # doubles per block
     blocks: int = 4  # conv-BN-LeakyReLU-maxpool blocks (H -> H/16)
     dropout: float = 0.3  # after every other block ("intermittent dropout")
-    in_channels: int = 3  # L + two chroma channels
-
-    def to_dict(self) -> dict:
-        return asdict(self)
 
 
 class OrganicDiscriminator(nn.Module):
