@@ -115,7 +115,7 @@ def test_rerun_with_other_weights_is_refused(tmp_path, tiny_colorizer):
 
 @pytest.mark.slow
 def test_job_killed_three_times_finishes_with_every_photo_written_once(tmp_path, tiny_weights):
-    inputs = make_archive(tmp_path / "in", 24, side=160)
+    inputs = make_archive(tmp_path / "in", 72, side=160)  # enough work left after each kill on a fast machine
     (tmp_path / "in" / "box1" / "corrupt.jpg").write_bytes(b"\xff\xd8\xff\xe0 truncated")
     out = tmp_path / "out"
     args = [tmp_path / "in", "--out", out, "--weights", tiny_weights, "--size", "64"]
@@ -126,8 +126,8 @@ def test_job_killed_three_times_finishes_with_every_photo_written_once(tmp_path,
         process = colorize_cli(*args)
         deadline = time.monotonic() + 120
         while len(snapshot(out)) <= len(seen) and process.poll() is None and time.monotonic() < deadline:
-            time.sleep(0.02)  # until this run has written something new
-        time.sleep(rng.uniform(0.0, 0.4))
+            time.sleep(0.005)  # until this run has written something new
+        time.sleep(rng.uniform(0.0, 0.08))  # a random moment, mid-photo or between photos
         if process.poll() is not None:
             break  # finished before it could be killed: the rest of the test still checks everything
         process.send_signal(signal.SIGKILL)
