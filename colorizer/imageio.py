@@ -8,6 +8,7 @@ they are decoded (a decompression bomb never reaches memory); files that are not
 
 from __future__ import annotations
 
+import functools
 import io
 import os
 import warnings
@@ -35,14 +36,23 @@ class ImageTooLargeError(InvalidImageError):
 class GrayPhoto:
     """A photo reduced to what colourisation needs, at full resolution."""
 
-    gray: np.ndarray  # (H, W) float32 in [0, 1], gamma-encoded like sRGB: the photo's lightness as a gray image
+    # (H, W) gamma-encoded like sRGB, the photo's lightness as a gray image: uint8 for 8-bit gray photos (a 50 MP
+    # scan stays 50 MB, not 200), else float32 in [0, 1]
+    levels: np.ndarray
     alpha: Optional[np.ndarray]  # (H, W) uint8 alpha channel, or None
     rgb: Optional[np.ndarray]  # (H, W, 3) uint8 when the input had colour (used for L and by evaluation), else None
+
+    @functools.cached_property
+    def gray(self) -> np.ndarray:
+        """The levels as float32 in [0, 1]."""
+        if self.levels.dtype == np.uint8:
+            return self.levels.astype(np.float32) / 255.0
+        return self.levels
 
     @property
     def size(self) -> tuple[int, int]:
         """(width, height), as PIL reports sizes."""
-        return self.gray.shape[1], self.gray.shape[0]
+        return self.levels.shape[1], self.levels.shape[0]
 
 
 def _describe(source: ImageInput) -> str:
@@ -124,7 +134,7 @@ def split_photo(image: Image.Image) -> GrayPhoto:
     if mode == "1":
         image, mode = image.convert("L"), "L"
     if mode == "L":
-        return GrayPhoto(np.asarray(image, dtype=np.float32) / 255.0, alpha, None)
+        return GrayPhoto(np.array(image, dtype=np.uint8), alpha, None)
     if mode.startswith("I;16") or mode == "I":
         return GrayPhoto(_integer_gray(np.asarray(image)), alpha, None)
     if mode == "F":
@@ -133,7 +143,7 @@ def split_photo(image: Image.Image) -> GrayPhoto:
         return GrayPhoto(np.clip(array / scale, 0, 1), alpha, None)
     rgb = np.asarray(image.convert("RGB"))  # RGB, CMYK, YCbCr, LAB, HSV
     if (rgb[..., 0] == rgb[..., 1]).all() and (rgb[..., 1] == rgb[..., 2]).all():
-        return GrayPhoto(rgb[..., 0].astype(np.float32) / 255.0, alpha, None)  # a gray photo stored as RGB
+        return GrayPhoto(np.ascontiguousarray(rgb[..., 0]), alpha, None)  # a gray photo stored as RGB
     return GrayPhoto(_rgb_to_gray(rgb), alpha, rgb)
 
 

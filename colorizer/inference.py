@@ -14,7 +14,7 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from colorizer import models
+from colorizer import fused_merge, models
 from colorizer.color import denormalize_chroma, gray_to_lightness, gray_ab_to_srgb8, normalize_l, space_to_rgb
 from colorizer.device import select_device
 from colorizer.imageio import DEFAULT_MAX_PIXELS, GrayPhoto, ImageInput, load_photo
@@ -66,8 +66,9 @@ def working_shape(height: int, width: int, size: int) -> tuple[int, int]:
 
 def merge_full_resolution(gray: np.ndarray, chroma: torch.Tensor, network_shape: tuple[int, int], stride: int,
                           color_space: str, rows: int = MERGE_ROWS) -> np.ndarray:
-    """Full-res gray (H, W) in [0, 1] + normalised chroma (2, hc, wc) of a network that saw ``network_shape``
-    at output stride ``stride`` -> uint8 RGB (H, W, 3). Works in row chunks so memory stays bounded."""
+    """Full-res gray (H, W), float in [0, 1] or uint8, + normalised chroma (2, hc, wc) of a network that saw
+    ``network_shape`` at output stride ``stride`` -> uint8 RGB (H, W, 3). No full-size float copies: one fused pass
+    (Numba) for Lab, row chunks otherwise."""
     height, width = gray.shape
     if not torch.isfinite(chroma).all():
         raise ValueError("the model returned non-finite colours (NaN or inf): its weights file is damaged or was "
@@ -75,9 +76,15 @@ def merge_full_resolution(gray: np.ndarray, chroma: torch.Tensor, network_shape:
     chroma = denormalize_chroma(chroma.float().cpu(), color_space)
     source_h, source_w = chroma.shape[-2:]
     net_h, net_w = network_shape
-    left, right, weight = _linear_indices(width, net_w / width / stride, source_w, "cpu")
+    column_weights = _linear_indices(width, net_w / width / stride, source_w, "cpu")
+    row_weights = _linear_indices(height, net_h / height / stride, source_h, "cpu")
+    if color_space == "lab" and fused_merge.available():
+        return fused_merge.lab_merge(gray, chroma, row_weights, column_weights)  # one compiled pass: 3-5x faster
+    if gray.dtype == np.uint8:
+        gray = gray.astype(np.float32) / 255
+    left, right, weight = column_weights
     widened = chroma[:, :, left] * (1 - weight) + chroma[:, :, right] * weight  # (2, hc, W)
-    top, bottom, row_weight = _linear_indices(height, net_h / height / stride, source_h, "cpu")
+    top, bottom, row_weight = row_weights
     out = np.empty((height, width, 3), dtype=np.uint8)
     gray_tensor = torch.from_numpy(gray)
 
@@ -197,10 +204,12 @@ class Colorizer:
         return contextlib.nullcontext()
 
     def network_input(self, gray: np.ndarray, size: int | None = None) -> tuple[torch.Tensor, tuple[int, int]]:
-        """Full-res gray (H, W) in [0, 1] -> (normalised L (1, 1, h, w) at the working size, (h, w))."""
+        """Full-res gray (H, W), float in [0, 1] or uint8 -> (normalised L (1, 1, h, w) at the working size, (h, w))."""
         height, width = gray.shape
         net_h, net_w = working_shape(height, width, size or self.size)
         tensor = torch.from_numpy(np.ascontiguousarray(gray))[None, None].to(self.device)
+        if tensor.dtype == torch.uint8:
+            tensor = tensor.float().div_(255)  # a temporary float copy, freed before the merge
         small = F.interpolate(tensor, size=(net_h, net_w), mode="bilinear", antialias=True, align_corners=False)
         lightness = normalize_l(gray_to_lightness(small.clamp(0, 1)))  # (1, 1, h, w)
         return lightness.contiguous(memory_format=torch.channels_last), (net_h, net_w)
@@ -246,19 +255,19 @@ class Colorizer:
         factor = self.saturation if saturation is None else saturation
         stride = getattr(self.model, "output_stride", 1)
         if getattr(getattr(self.model, "config", None), "head", None) == "rgb":
-            rgb, network_shape = self.predict_rgb(photo.gray, size, factor)
-            image = Image.fromarray(upsample_rgb_full_resolution(rgb, photo.gray.shape, network_shape, stride), "RGB")
+            rgb, network_shape = self.predict_rgb(photo.levels, size, factor)
+            image = Image.fromarray(upsample_rgb_full_resolution(rgb, photo.levels.shape, network_shape, stride), "RGB")
             if photo.alpha is not None:
                 image.putalpha(Image.fromarray(photo.alpha, "L"))
             return image
-        chroma, network_shape = self.predict_chroma(photo.gray, size, temperature)
+        chroma, network_shape = self.predict_chroma(photo.levels, size, temperature)
         if factor != 1.0:
             if self.color_space == "lab":
                 chroma = chroma * factor
             else:  # LUV chroma is not centred at zero in normalised units: scale the real u, v instead
                 from colorizer.color import normalize_chroma
                 chroma = normalize_chroma(denormalize_chroma(chroma, "luv") * factor, "luv")
-        rgb = merge_full_resolution(photo.gray, chroma, network_shape, stride, self.color_space)
+        rgb = merge_full_resolution(photo.levels, chroma, network_shape, stride, self.color_space)
         image = Image.fromarray(rgb, "RGB")
         if photo.alpha is not None:
             image.putalpha(Image.fromarray(photo.alpha, "L"))

@@ -7,7 +7,7 @@ import pytest
 import torch
 from PIL import Image
 
-from colorizer import Colorizer, ImageTooLargeError, InvalidImageError
+from colorizer import Colorizer, ImageTooLargeError, InvalidImageError, fused_merge
 from colorizer.color import rgb_to_lab
 from colorizer.inference import merge_full_resolution, working_shape
 
@@ -164,6 +164,24 @@ def test_merge_matches_bilinear_upsampling():
     lab = torch.cat((gray_to_lightness(torch.from_numpy(gray))[None], denormalize_chroma(expected, "lab")))
     reference = (lab_to_rgb(lab) * 255 + 0.5).to(torch.uint8).permute(1, 2, 0).numpy()
     assert np.abs(merged.astype(int) - reference.astype(int)).max() <= 1
+
+
+@pytest.mark.skipif(not fused_merge.available(), reason="numba is not installed")
+def test_fused_merge_equals_the_torch_merge(monkeypatch):
+    """The compiled merge against the torch one on an uneven grid, saturated chroma (clipping) and every gray level."""
+    rng = np.random.default_rng(3)
+    levels = rng.integers(0, 256, (203, 317), dtype=np.uint8)
+    levels[0] = np.arange(317) % 256
+    chroma = torch.from_numpy(rng.normal(0, 0.5, (2, 13, 21)).astype(np.float32))  # Lab ab up to ~+-200: clipped
+    fused = merge_full_resolution(levels, chroma, (52, 81), 4, "lab")
+    fused_from_float = merge_full_resolution(levels.astype(np.float32) / 255, chroma, (52, 81), 4, "lab")
+    monkeypatch.setattr(fused_merge, "available", lambda: False)
+    reference = merge_full_resolution(levels.astype(np.float32) / 255, chroma, (52, 81), 4, "lab")
+    from_uint8 = merge_full_resolution(levels, chroma, (52, 81), 4, "lab")
+    assert np.array_equal(fused, fused_from_float) and np.array_equal(reference, from_uint8)
+    difference = np.abs(fused.astype(int) - reference.astype(int))
+    assert difference.max() <= 1 and (difference > 0).mean() < 1e-3  # only rounding order differs
+    assert (reference == 0).any() and (reference == 255).any()  # the clipping was exercised
 
 
 @pytest.mark.slow
