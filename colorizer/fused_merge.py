@@ -17,6 +17,7 @@ import torch
 from colorizer.color import _EPSILON, _KAPPA, WHITE_D65, _merge_tables
 
 try:
+    import numba
     from numba import njit, prange
 except ImportError:  # optional dependency
     njit = None
@@ -86,6 +87,8 @@ def lab_merge(gray: np.ndarray, ab: torch.Tensor, rows: tuple, columns: tuple) -
     top, bottom, row_weight = (t.numpy() for t in rows)
     left, right, col_weight = (t.numpy() for t in columns)
     with _LAUNCH:
+        # as many threads as torch's intra-op setting: one knob for both (fewer degrade better under load)
+        numba.set_num_threads(max(1, min(torch.get_num_threads(), numba.config.NUMBA_NUM_THREADS)))
         _lab_merge(gray, scale, np.ascontiguousarray(ab.numpy(), dtype=np.float32), top, bottom,
                    row_weight.astype(np.float32), left, right, col_weight.astype(np.float32), f_of_y.numpy(),
                    to_srgb.numpy(), np.asarray(rgb_from_xyz, dtype=np.float32), out)

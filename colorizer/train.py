@@ -399,7 +399,8 @@ class Trainer:
             return None
         return 0.0 if self.config.freeze_encoder else self.config.encoder_lr
 
-    def export(self, path: Path, metrics: dict) -> None:
+    def export(self, path: Path, metrics: dict, training: dict | None = None) -> None:
+        """The model in the shipped format; ``training`` adds to its training record."""
         model_config = self.model.config.to_dict()
         info = WeightsInfo(
             architecture=self.config.model, config=model_config, working_size=256,
@@ -428,7 +429,7 @@ class Trainer:
                          if isinstance(getattr(self.model, "imagenet_loaded", None), bool) else {}),
                       **({"rebalance_mix": self.config.rebalance_mix} if self.config.loss == "classify" else {}),
                       **({"init": portable_path(self.config.init), "init_training": self.init_training}
-                         if self.config.init else {})},
+                         if self.config.init else {}), **(training or {})},
             metrics=metrics,
         )
         save_weights(self.model, path, info)

@@ -209,3 +209,28 @@ def test_metadata_says_whether_imagenet_weights_loaded_and_which_rate_applied(tm
     assert frozen.effective_encoder_lr() == 0.0  # the installed EfficientNet-Lite0 weights loaded, frozen
     tuned = make_trainer(tmp_path / "tuned", model="lite_unet", epochs=1, encoder_lr=1e-4)
     assert tuned.effective_encoder_lr() == 1e-4
+
+
+def test_a_soup_is_the_mean_of_its_checkpoints_with_batchnorm_re_estimated(tmp_path):
+    from colorizer.soup import export_soup
+    from colorizer.weights import load_weights
+
+    trainer = make_trainer(tmp_path / "run", loss="classify", epochs=1)
+    trainer.fit()
+    (tmp_path / "run" / "last.safetensors").rename(tmp_path / "epoch1.safetensors")
+    trainer.config.epochs = 2
+    trainer.fit()
+    paths = [tmp_path / "epoch1.safetensors", tmp_path / "run" / "last.safetensors"]
+    records = export_soup(make_trainer(tmp_path / "soup", loss="classify"), paths, tmp_path / "soup.safetensors")
+    assert [r["epochs"] for r in records] == [1, 2]
+    (first, _), (second, _) = (load_weights(path) for path in paths)
+    soup, info = load_weights(tmp_path / "soup.safetensors")
+    assert info.training["soup_of"] == records
+    weights = [name for name, _ in soup.named_parameters()]
+    for name in weights:
+        mean = (first.state_dict()[name].float() + second.state_dict()[name].float()) / 2
+        torch.testing.assert_close(soup.state_dict()[name].float(), mean, atol=2e-3, rtol=1e-3)  # fp16 storage
+    norms = [m for m in soup.modules() if isinstance(m, torch.nn.BatchNorm2d)]
+    assert norms and not all(torch.equal(m.running_mean, torch.zeros_like(m.running_mean)) for m in norms)
+    lightness = torch.rand(1, 1, 32, 32) * 2 - 1
+    assert torch.isfinite(soup.eval().predict_chroma(lightness)).all()
