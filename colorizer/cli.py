@@ -398,7 +398,10 @@ def _run_compare(args) -> int:
     kwargs = {"device": args.device, "size": args.size, "flip_average": args.flip_average}
     baseline, challenger = (Colorizer.from_spec(spec, **kwargs) for spec in (args.baseline, args.challenger))
     if baseline.label == challenger.label:
-        raise ValueError(f"baseline and challenger are the same: {baseline.label}")
+        if args.baseline == args.challenger:
+            raise ValueError(f"baseline and challenger are the same: {baseline.label}")
+        # two files in one folder are both named after it: say which is which
+        baseline.label, challenger.label = f"{baseline.label} (baseline)", f"{challenger.label} (challenger)"
     metrics = per_photo_metrics([baseline, challenger], _validation_photos(args))
     if metrics.empty:
         raise ValueError("none of the photos has colour to compare against")

@@ -35,10 +35,12 @@ def export_soup(trainer: Trainer, paths: list[str | Path], out: str | Path) -> l
         if info.architecture != trainer.config.model:
             raise ValueError(f"{path} holds a {info.architecture!r}, not the run's {trainer.config.model!r}")
         states.append(model.state_dict())
-        records.append({"file": Path(path).parent.name + "/" + Path(path).name, "epochs": info.training.get("epochs")})
+        records.append({"file": Path(path).parent.name + "/" + Path(path).name, "epochs": info.training.get("epochs"),
+                        "minutes": info.training.get("minutes")})
     trainer.model.load_state_dict(uniform_soup(states))
     recalibrate_batchnorm(trainer.model, trainer.bn_batches())
     trainer.model.eval()
     trainer.epoch = max(record["epochs"] or 0 for record in records)
+    trainer.elapsed = 60 * max(record["minutes"] or 0 for record in records)  # the run's time up to its last file
     trainer.export(Path(out), {}, training={"soup_of": records})
     return records

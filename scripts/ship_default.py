@@ -68,8 +68,10 @@ def main() -> None:
     model.config.temperature = balanced.temperature
     model.config.chroma_gain = balanced.chroma_gain
     info.config = model.config.to_dict()
-    info.description = (f"Balanced colors: ImageNet-pretrained EfficientNet-Lite0 encoder, U-Net decoder, rebalanced "
-                        f"classification; annealed mean T={balanced.temperature:g}, chroma x{balanced.chroma_gain:g}")
+    soup = " (the mean of two checkpoints of one run)" if "soup_of" in info.training else ""
+    info.description = (f"Balanced colors: ImageNet-pretrained EfficientNet-Lite0 encoder, U-Net decoder{soup}, "
+                        f"rebalanced classification; annealed mean T={balanced.temperature:g}, "
+                        f"chroma x{balanced.chroma_gain:g}")
     info.metrics = {"broad_validation_source_balanced": summary["balanced"]}
     info.training = {**info.training, "data": "../shared/data/train"}  # never an absolute path in a shipped file
     save_weights(model, WEIGHTS_DIR / "balanced.safetensors", info, half=True)

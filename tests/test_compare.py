@@ -1,6 +1,7 @@
 """Comparing two colorizers on the same photos: the intervals cover what they claim, the verdict says what the
 numbers say, and the command runs as a user would type it."""
 
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -135,6 +136,28 @@ def test_compare_command_prints_both_axes_per_source_and_a_verdict(tiny_weights,
     assert any(line.startswith("objects") for line in lines) and any(line.startswith("scenes") for line in lines)
     assert "beat" in lines[-2] and lines[-1] == f"per-photo metrics: {out}"
     assert len(pd.read_csv(out)) == 20
+
+
+def test_two_files_of_one_folder_are_told_apart_and_one_spec_twice_is_refused(tiny_weights, tmp_path):
+    rng = np.random.default_rng(1)
+    (tmp_path / "val").mkdir()
+    for index in range(3):
+        Image.fromarray(rng.integers(0, 255, (48, 64, 3), dtype=np.uint8)).save(tmp_path / "val" / f"{index}.png")
+    run = tmp_path / "run"
+    run.mkdir()
+    for name in ("a", "b"):
+        shutil.copy(tiny_weights, run / f"{name}.safetensors")
+
+    def compare(baseline, challenger):
+        return subprocess.run([sys.executable, "-m", "colorizer", "compare", str(tmp_path / "val"), "--baseline",
+                               baseline, "--challenger", challenger], cwd=ROOT, capture_output=True, text=True,
+                              timeout=300)
+
+    result = compare(str(run / "a.safetensors"), str(run / "b.safetensors"))
+    assert result.returncode == 0, result.stderr
+    assert "baseline: run (baseline)  challenger: run (challenger)" in result.stdout
+    refused = compare(str(run / "a.safetensors"), str(run / "a.safetensors"))
+    assert refused.returncode != 0 and "baseline and challenger are the same" in refused.stderr
 
 
 def _balanced_metrics(rng, sizes=(80, 18, 12, 29, 29, 21)):
