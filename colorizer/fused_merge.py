@@ -9,6 +9,7 @@ chroma interpolated from the network's grid, Lab -> XYZ -> linear RGB, and the s
 
 from __future__ import annotations
 
+import os
 import threading
 
 import numpy as np
@@ -21,10 +22,15 @@ try:
     from numba import njit, prange
 except ImportError:  # optional dependency
     njit = None
+else:
+    if "NUMBA_THREADING_LAYER" not in os.environ:
+        # plain worker threads that sleep when idle: OpenMP's spinning ones made a 1 MP photo 1.4x slower when
+        # another process kept a core busy (bench/RESULTS.md); as fast on an idle machine
+        numba.config.THREADING_LAYER = "workqueue"
 
 
-# One merge at a time: Numba's fallback thread pool (workqueue) aborts on concurrent launches, and a merge already
-# keeps every core busy, so an app's threads lose nothing by queueing here.
+# One merge at a time: the workqueue thread pool aborts on concurrent launches, and a merge already keeps every core
+# busy, so an app's threads lose nothing by queueing here.
 _LAUNCH = threading.Lock()
 
 

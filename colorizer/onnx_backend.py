@@ -98,10 +98,12 @@ def session_options(threads: Optional[int] = None):
     import onnxruntime as ort
 
     options = ort.SessionOptions()
-    # one thread by default: measured at 1 MP (bench/RESULTS.md), 2 threads are 7% faster on an idle machine but 2.2x
-    # slower when another process keeps a core busy, where 1 thread does not slow down at all
-    options.intra_op_num_threads = threads or 1
+    # torch's thread count (one knob for both backends and the merge), threads that sleep instead of spinning while
+    # they wait: measured (bench/RESULTS.md), spinning threads were 2.2-2.9x slower when another process kept a core
+    # busy; sleeping ones are as fast as spinning ones on an idle machine and nearly as resilient as one thread
+    options.intra_op_num_threads = threads or max(1, torch.get_num_threads())
     options.inter_op_num_threads = 1
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     return options
 

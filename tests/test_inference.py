@@ -184,6 +184,19 @@ def test_fused_merge_equals_the_torch_merge(monkeypatch):
     assert (reference == 0).any() and (reference == 255).any()  # the clipping was exercised
 
 
+def test_merges_from_several_threads_at_once_give_the_same_pictures():
+    """The app colorizes from several threads; the compiled merge's thread pool must not be entered twice."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    rng = np.random.default_rng(4)
+    levels = rng.integers(0, 256, (301, 257), dtype=np.uint8)
+    chroma = torch.from_numpy(rng.normal(0, 0.3, (2, 19, 17)).astype(np.float32))
+    expected = merge_full_resolution(levels, chroma, (76, 65), 4, "lab")
+    with ThreadPoolExecutor(4) as pool:
+        results = list(pool.map(lambda _: merge_full_resolution(levels, chroma, (76, 65), 4, "lab"), range(12)))
+    assert all(np.array_equal(result, expected) for result in results)
+
+
 @pytest.mark.slow
 def test_forty_megapixel_photo(colorizer):
     image = Image.new("L", (7300, 5480), 120)  # 40 MP
