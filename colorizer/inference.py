@@ -80,8 +80,6 @@ def merge_full_resolution(gray: np.ndarray, chroma: torch.Tensor, network_shape:
     row_weights = _linear_indices(height, net_h / height / stride, source_h, "cpu")
     if color_space == "lab" and fused_merge.available():
         return fused_merge.lab_merge(gray, chroma, row_weights, column_weights)  # one compiled pass: 3-5x faster
-    if gray.dtype == np.uint8:
-        gray = gray.astype(np.float32) / 255
     left, right, weight = column_weights
     widened = chroma[:, :, left] * (1 - weight) + chroma[:, :, right] * weight  # (2, hc, W)
     top, bottom, row_weight = row_weights
@@ -92,10 +90,13 @@ def merge_full_resolution(gray: np.ndarray, chroma: torch.Tensor, network_shape:
         stop = min(start + rows, height)
         w = row_weight[start:stop].view(1, -1, 1)
         ab = widened[:, top[start:stop]] * (1 - w) + widened[:, bottom[start:stop]] * w  # (2, rows, W)
+        gray_rows = gray_tensor[start:stop]
+        if gray_rows.dtype == torch.uint8:
+            gray_rows = gray_rows.float() / 255  # per chunk: no full-size float copy of an 8-bit photo
         if color_space == "lab":
-            out[start:stop] = gray_ab_to_srgb8(gray_tensor[start:stop], ab).numpy()
+            out[start:stop] = gray_ab_to_srgb8(gray_rows, ab).numpy()
         else:
-            lightness = gray_to_lightness(gray_tensor[start:stop])  # (rows, W)
+            lightness = gray_to_lightness(gray_rows)  # (rows, W)
             rgb = space_to_rgb(torch.cat((lightness[None], ab), dim=0), color_space)  # clipped into [0, 1]
             out[start:stop] = (rgb * 255 + 0.5).to(torch.uint8).permute(1, 2, 0).numpy()
     return out

@@ -68,7 +68,8 @@ def main() -> None:
     model.config.temperature = balanced.temperature
     model.config.chroma_gain = balanced.chroma_gain
     info.config = model.config.to_dict()
-    soup = " (the mean of two checkpoints of one run)" if "soup_of" in info.training else ""
+    parts = len(info.training.get("soup_of", []))
+    soup = f" (the mean of {parts} checkpoints of one run)" if parts else ""
     info.description = (f"Balanced colors: ImageNet-pretrained EfficientNet-Lite0 encoder, U-Net decoder{soup}, "
                         f"rebalanced classification; annealed mean T={balanced.temperature:g}, "
                         f"chroma x{balanced.chroma_gain:g}")
