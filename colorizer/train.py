@@ -153,11 +153,25 @@ def bin_histogram(cache: PhotoCache, model: nn.Module, pixels_per_photo: int = 4
 
 @torch.no_grad()
 def recalibrate_batchnorm(model: nn.Module, batches: list[torch.Tensor]) -> None:
-    """Re-estimates every BatchNorm's running statistics in train mode over ``batches`` of normalised L.
+    """Re-estimates the running statistics of every BatchNorm that trains, over ``batches`` of normalised L.
 
     After few optimiser steps the running averages lag far behind the weights; evaluating with them is what sent
-    two rows of the 6-minute comparison 10 dB below gray."""
-    torch.optim.swa_utils.update_bn(batches, model)
+    two rows of the 6-minute comparison 10 dB below gray. A BatchNorm the model keeps in eval mode while training
+    (a frozen ImageNet classifier) is left alone: ``torch.optim.swa_utils.update_bn`` resets every BatchNorm and then
+    runs in train mode, which left such a classifier's statistics at mean 0, variance 1 (its class probabilities
+    near uniform) in the Manipal file of the seventeenth session."""
+    was_training = model.training
+    model.train()
+    norms = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm) and m.training]
+    momenta = {m: m.momentum for m in norms}
+    for norm in norms:
+        norm.reset_running_stats()
+        norm.momentum = None  # a cumulative average over all batches
+    for batch in batches:
+        model(batch[0] if isinstance(batch, (list, tuple)) else batch)
+    for norm, momentum in momenta.items():
+        norm.momentum = momentum
+    model.train(was_training)
 
 
 def _initial_model(config: TrainConfig) -> tuple[nn.Module, dict]:

