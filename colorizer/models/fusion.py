@@ -76,9 +76,12 @@ class _ContextBranch(nn.Module):
         self.out_features = 8 * width
 
     def load_from(self, path) -> None:
-        from safetensors.torch import load_file
+        from colorizer.weights import load_weights  # decodes int8 files the same way every loader does
 
-        state = load_file(str(path))
+        try:
+            state = load_weights(path)[0].state_dict()
+        except (KeyError, TypeError, ValueError) as error:
+            raise ValueError(f"{path} is not a context_unet weights file: {error}") from None
         own = self.state_dict()
         missing = [k for k in own if k not in state]
         if missing:
