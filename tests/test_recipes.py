@@ -335,3 +335,30 @@ def test_organic_table_one_parts():
     pretrained = recipes.get_recipe("organic-cgan-pretrained")
     assert pretrained.gan_pretrain_epochs == 20 and pretrained.gan_real_label == 1.0
     assert pretrained.budget_images == 35 * 1280 and pretrained.model == "nazeri_unet"
+
+
+def test_requantize_measures_then_stores_int8(tmp_path, tiny_weights, gradient_image):
+    """scripts/requantize.py measures PSNR, then rewrites a file as int8 and its card's weights row."""
+    import shutil
+    import subprocess
+    import sys
+
+    from colorizer.weights import load_weights, read_info
+
+    photos = tmp_path / "val"
+    photos.mkdir()
+    for i in range(3):
+        gradient_image.rotate(90 * i, expand=True).save(photos / f"p{i}.png")
+    target = tmp_path / "tiny.safetensors"
+    shutil.copy(tiny_weights, target)
+    (tmp_path / "tiny.md").write_text("| | |\n|---|---|\n| weights | `tiny.safetensors`, fp16, 1 MB |\n")
+    result = subprocess.run([sys.executable, "scripts/requantize.py", str(target), "--val", str(photos)],
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "int8" in result.stdout and read_info(target).training["precision"] == "int8"
+    assert "| weights | `tiny.safetensors`, int8" in (tmp_path / "tiny.md").read_text()
+    original, _ = load_weights(tiny_weights)
+    quantized, _ = load_weights(target)
+    weight = next(k for k, v in original.state_dict().items() if v.dim() == 4 and v.numel() >= 1024)
+    delta = (original.state_dict()[weight] - quantized.state_dict()[weight]).abs().max()
+    assert 0 < delta < 0.01 * original.state_dict()[weight].abs().max()  # really requantized, and close
