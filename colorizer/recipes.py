@@ -89,10 +89,11 @@ RECIPES: dict[str, Recipe] = {r.name: r for r in [
         name="manipal-fusion", paper="003 Manipal (Pradhan, Gupta, Gaurav), after Deep Koalarization",
         system="Manipal's encoder + global-feature fusion + transpose-conv decoder (MSE, tanh)",
         model="fusion_vgg16", loss="mse", lr=1e-3, hflip=True, scale_jitter=True, budget_images=60_000,
-        model_config={"global_source": "efficientnet_lite0"},
+        model_config={"global_source": "efficientnet_lite0", "class_vector": "logits"},
         deviations=(_cpu(256), "the 1000-d class vector comes from another ImageNet classifier, EfficientNet-Lite0 "
                     "(installed by pip), not VGG-16, whose weights cannot be had "
-                    "here: its class probabilities for the gray photo at 224 px, computed once per whole photo",
+                    "here: its 1000 outputs just before the softmax, as the paper takes VGG-16's, for the gray photo "
+                    "at 224 px, computed once per whole photo",
                     "augmentation: horizontal flips and scale jitter only; the paper also names vertical flips, "
                     "rotations, brightness and shifts"),
         reported={"epochs": 2000},

