@@ -210,7 +210,7 @@ def load_weights(path: str | os.PathLike, device: str | torch.device = "cpu") ->
         path = _read_preset(Path(path))["weights_path"]
     config = dict(info.config)
     if "pretrained" in config:
-        config["pretrained"] = False  # the file holds every weight; no ImageNet file is needed
+        config["pretrained"] = False  # the file (or, for from_package tensors, the installed package) holds every weight
     if "pretrained_path" in config:
         config["pretrained_path"] = None
     model = models.create(info.architecture, **config)  # a preset's decoding is in config already

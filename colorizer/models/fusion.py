@@ -133,7 +133,7 @@ class FusionVGG16(ColorModel):
             from colorizer.models.efficientnet_lite import EfficientNetLite, load_imagenet
 
             self.classifier = EfficientNetLite("lite0")
-            # a shipped file holds the classifier's weights: loading the package's file again is only for training
+            # a shipped file takes these weights from the package through load_weights (from_package), not here
             self.imagenet_loaded = bool(config.pretrained) and load_imagenet(self.classifier)
             global_features = 1000
         else:
