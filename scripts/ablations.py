@@ -3,11 +3,14 @@
 Each ablation is a recipe plus a ``--model-config`` change (merged into the recipe's config, the rest as published):
 DeepColor's skip-connection finding on its RGB recipes, and UCSD's two switches. Each row (and the unchanged
 recipe's, trained the same way, as its control) is trained to the recipe's budget or ``--budget-images``,
-resumably, its last checkpoint evaluated on ``--val``; rows are kept in RUNS/<name>/metrics.json, so an interrupted
-sweep picks up where it stopped, and the table goes to RUNS/table.md. Weights are not shipped.
+resumably, the checkpoint its recipe ships (last, or best validation loss) evaluated on ``--val``; rows are kept in
+RUNS/<name>/metrics.json, so an interrupted sweep picks up where it stopped, and the table goes to RUNS/table.md.
+Weights are not shipped. ``--controls DIR``: a control whose recipe has already finished in DIR (the training queue's
+runs, same recipe and budget) is evaluated there instead of trained again.
 
 Usage: PYTHONPATH=. python scripts/ablations.py --data ../shared/data/train --val ../shared/data/val \
-           --runs /root/runs/ablations --cache-dir /root/runs/recipes/cache [--budget-images 20000] [--only NAME ...]
+           --runs /root/runs/ablations --cache-dir /root/runs/recipes/cache [--controls /root/runs/recipes] \
+           [--budget-images 20000] [--only NAME ...]
 """
 
 from __future__ import annotations
@@ -62,7 +65,7 @@ def evaluate(ablation: Ablation, run: Path, val: str) -> dict:
     from colorizer.evaluate import evaluate_folder
     from colorizer.weights import read_info
 
-    weights = run / "last.safetensors"
+    weights = run / f"{get_recipe(ablation.recipe).checkpoint}.safetensors"
     info = read_info(weights)
     evaluation, _ = evaluate_folder(Colorizer.from_file(weights, device="cpu"), val, progress=False)
     model, gray = evaluation.summary.loc["model"], evaluation.summary.loc["gray"]
@@ -82,6 +85,15 @@ def table(rows: list[dict]) -> str:
     return "\n".join(lines)
 
 
+def finished_control(ablation: Ablation, controls: Path | None, budget_images: int | None) -> Path | None:
+    """The queue's finished run of an unchanged recipe, when it can stand in for this control: same recipe, same
+    budget (the recipe's own; a ``--budget-images`` sweep trains its controls at that budget)."""
+    if ablation.change or controls is None or budget_images is not None:
+        return None
+    run = controls / ablation.recipe
+    return run if (run / "done.json").exists() else None
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data", required=True)
@@ -90,6 +102,8 @@ def main() -> None:
     parser.add_argument("--cache-dir", required=True)
     parser.add_argument("--budget-images", type=int, default=None, help="crops per run (default: the recipe's)")
     parser.add_argument("--only", nargs="*", default=None)
+    parser.add_argument("--controls", type=Path, default=None,
+                        help="the training queue's runs: finished unchanged recipes there are not trained again")
     args = parser.parse_args()
     runs = Path(args.runs)
     runs.mkdir(parents=True, exist_ok=True)
@@ -102,12 +116,18 @@ def main() -> None:
         metrics_path = run / "metrics.json"
         if not metrics_path.exists():
             run.mkdir(exist_ok=True)
-            if not (run / "done.json").exists():
+            reused = finished_control(ablation, args.controls, args.budget_images)
+            if reused is not None:
+                print(f"{time.strftime('%H:%M:%S')} {ablation.name}: the queue's finished run {reused}", flush=True)
+                metrics_path.write_text(json.dumps({**evaluate(ablation, reused, args.val), "run": str(reused)},
+                                                   indent=1))
+            elif not (run / "done.json").exists():
                 print(f"{time.strftime('%H:%M:%S')} training {ablation.name}", flush=True)
                 with open(run / "train.out", "a") as log:
                     subprocess.run(train_command(ablation, run, args), check=True, stdout=log,
                                    stderr=subprocess.STDOUT)
-            metrics_path.write_text(json.dumps(evaluate(ablation, run, args.val), indent=1))
+            if not metrics_path.exists():
+                metrics_path.write_text(json.dumps(evaluate(ablation, run, args.val), indent=1))
         rows.append(json.loads(metrics_path.read_text()))
         print(f"{time.strftime('%H:%M:%S')} {ablation.name}: {rows[-1]}", flush=True)
     (runs / "table.md").write_text(table(rows) + "\n")

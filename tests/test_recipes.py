@@ -325,6 +325,27 @@ def test_every_ablation_is_a_recipe_with_one_switch_that_builds():
             assert json.loads(command[command.index("--model-config") + 1]) == ablation.change
 
 
+def test_ablation_controls_reuse_only_a_finished_queue_run_at_the_recipes_budget(tmp_path):
+    import importlib.util
+    import sys
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parent.parent / "scripts" / "ablations.py"
+    spec = importlib.util.spec_from_file_location("ablations", path)
+    ablations = importlib.util.module_from_spec(spec)
+    sys.modules["ablations"] = ablations
+    spec.loader.exec_module(ablations)
+    control = next(a for a in ablations.ABLATIONS if a.name == "deepcolor-unet-rgb")
+    changed = next(a for a in ablations.ABLATIONS if a.name == "deepcolor-unet-rgb-noskips")
+    (tmp_path / "deepcolor-unet-rgb").mkdir()
+    assert ablations.finished_control(control, tmp_path, None) is None  # still training: no done.json
+    (tmp_path / "deepcolor-unet-rgb" / "done.json").write_text("{}")
+    assert ablations.finished_control(control, tmp_path, None) == tmp_path / "deepcolor-unet-rgb"
+    assert ablations.finished_control(control, tmp_path, 20000) is None  # another budget: trained as a control
+    assert ablations.finished_control(changed, tmp_path, None) is None
+    assert ablations.finished_control(control, None, None) is None
+
+
 def test_shipped_records_hold_no_absolute_paths():
     from colorizer.train import portable_path
 
