@@ -51,6 +51,9 @@ _CPU = "crops of 128 px, batch 32 (the paper: {paper_size} px{paper_batch}): the
 _NO_IMAGENET = "no ImageNet weights on this machine: the encoder starts from random init and trains at the full rate"
 
 
+_DEEPCOLOR_DATA = "trained on this project's 2,940 photos, not COCO/Places/ADE20K (12,000)"
+
+
 def _cpu(paper_size: int, paper_batch: str = "") -> str:
     return _CPU.format(paper_size=paper_size, paper_batch=f", batch {paper_batch}" if paper_batch else "")
 
@@ -62,7 +65,7 @@ RECIPES: dict[str, Recipe] = {r.name: r for r in [
         name="deepcolor-unet", paper="002 DeepColor (Tsvetkov, Walhout, Wang)",
         system="DeepColor's from-scratch U-Net (MSE): the paper's best, 53% public acceptance",
         model="unet", loss="mse", lr=1e-4, budget_images=60_000,
-        deviations=(_cpu(256, "383"), "trained on this project's 2,940 photos, not COCO/Places/ADE20K (12,000)"),
+        deviations=(_cpu(256, "383"), _DEEPCOLOR_DATA),
         reported={"MSE": 0.006, "PSNR": 23.799, "acceptance": 0.53, "epochs": 30},
     ),
     Recipe(
@@ -71,7 +74,9 @@ RECIPES: dict[str, Recipe] = {r.name: r for r in [
         model="mobilenet_unet", loss="mse", lr=1e-4, budget_images=50_000,
         model_config={"decoder": "deepcolor", "skips": False},
         deviations=(_cpu(256, "383"), "MobileNet v1 built here (torchvision has only v2); no ImageNet v1 weights "
-                    "exist in torchvision's format, so it always starts from random init"),
+                    "exist in torchvision's format, so it always starts from random init", _DEEPCOLOR_DATA,
+                    "each of the five decoder blocks ends in BatchNorm after its ReLU, as the paper describes for "
+                    "its DenseNet decoder; for MobileNet it names upsampling, convolution and ReLU only"),
         reported={"MSE": 0.053, "PSNR": 13.102, "epochs": 30},
     ),
     Recipe(
@@ -133,7 +138,7 @@ RECIPES: dict[str, Recipe] = {r.name: r for r in [
         model="densenet121_unet", loss="mse", lr=1e-4,
         budget_images=30_000,  # ~5 crops/s here: 30k fits one session
         model_config={"decoder": "deepcolor", "skips": False},
-        deviations=(_cpu(256, "383"), _NO_IMAGENET),
+        deviations=(_cpu(256, "383"), _NO_IMAGENET, _DEEPCOLOR_DATA),
         reported={"MSE": 0.013, "PSNR": 19.468, "acceptance": 0.46, "epochs": 30},
     ),
 ]}
