@@ -27,7 +27,7 @@ from colorizer import Colorizer  # noqa: E402
 from colorizer.data import list_images, named_held_out  # noqa: E402
 from colorizer.evaluate import evaluate_folder, format_summary, per_source  # noqa: E402
 from colorizer.recipes import get_recipe  # noqa: E402
-from colorizer.weights import WEIGHTS_DIR, load_weights, read_info, save_weights  # noqa: E402
+from colorizer.weights import DECODING_FIELDS, WEIGHTS_DIR, load_weights, read_info, save_weights  # noqa: E402
 
 TERMS = ("Trained on `../shared/data/train` (ImageNet sample images, BSDS500, NIPS 2017 dev photos from Flickr, OSIE "
          "stimuli): research and non-commercial use only, as those photos' terms require; these weights inherit them.")
@@ -55,6 +55,13 @@ def paper_error_rows(recipe, model_row, gray_row) -> str:
 def _psnr(colorizer: Colorizer, paths: list[Path]) -> float:
     evaluation, _ = evaluate_folder(colorizer, paths, progress=False)
     return float(evaluation.summary.loc["model", "psnr"])
+
+
+def architecture_config(config: dict) -> dict:
+    """The config as the card shows it: decoding fields only where they act (classification heads decode logits)."""
+    if config.get("head") == "classify":
+        return config
+    return {k: v for k, v in config.items() if k not in (*DECODING_FIELDS, "prior_shift")}
 
 
 def main() -> int:
@@ -136,7 +143,7 @@ def main() -> int:
 
 | | |
 |---|---|
-| architecture | `{info.architecture}` (config: `{json.dumps(info.config)}`) |
+| architecture | `{info.architecture}` (config: `{json.dumps(architecture_config(info.config))}`) |
 | weights | `{target.name}`, {precision_note}, {target.stat().st_size / 1e6:.1f} MB |
 | loss | `{training.get('loss')}` (the paper's) |
 | optimiser | Adam lr {training.get('lr')}, {json.dumps(training.get('optimizer'))} |

@@ -394,3 +394,19 @@ def test_requantize_measures_then_stores_int8(tmp_path, tiny_weights, gradient_i
     weight = next(k for k, v in original.state_dict().items() if v.dim() == 4 and v.numel() >= 1024)
     delta = (original.state_dict()[weight] - quantized.state_dict()[weight]).abs().max()
     assert 0 < delta < 0.01 * original.state_dict()[weight].abs().max()  # really requantized, and close
+
+
+def test_a_recipe_card_shows_decoding_fields_only_for_classification_heads():
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parent.parent / "scripts" / "ship_recipe.py"
+    spec = importlib.util.spec_from_file_location("ship_recipe", path)
+    ship_recipe = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(ship_recipe)
+    rgb = models.create("unet", head="rgb").config.to_dict()
+    shown = ship_recipe.architecture_config(rgb)
+    assert shown["head"] == "rgb" and "skips" in shown
+    assert not {"temperature", "chroma_gain", "undo_rebalancing", "prior_correction", "prior_shift"} & set(shown)
+    classify = models.create("lite_unet", pretrained=False).config.to_dict()
+    assert ship_recipe.architecture_config(classify) == classify
