@@ -410,3 +410,30 @@ def test_a_recipe_card_shows_decoding_fields_only_for_classification_heads():
     assert not {"temperature", "chroma_gain", "undo_rebalancing", "prior_correction", "prior_shift"} & set(shown)
     classify = models.create("lite_unet", pretrained=False).config.to_dict()
     assert ship_recipe.architecture_config(classify) == classify
+
+
+def test_metrics_against_colour_ranks_models_and_caches_by_weights(tmp_path):
+    """scripts/metrics_vs_colour.py (OrGANic's Table 1 point over every shipped model): Spearman's rho from scipy
+    over models and the gray baseline; a preset's cache key changes with the weights it decodes."""
+    import importlib.util
+    import json
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parent.parent / "scripts" / "metrics_vs_colour.py"
+    spec = importlib.util.spec_from_file_location("metrics_vs_colour", path)
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    gray = {"mse": 0.010, "ssim": 0.92, "psnr": 21.0, "ciede2000": 12.0, "cf_ratio": 0.0}
+    rows = {"dull": {"mse": 0.011, "ssim": 0.91, "psnr": 20.8, "ciede2000": 12.5, "cf_ratio": 0.3},
+            "bold": {"mse": 0.013, "ssim": 0.88, "psnr": 20.0, "ciede2000": 14.0, "cf_ratio": 0.9}}
+    result = script.correlations(rows, gray)
+    assert result["mse"]["rho"] == 1.0 and result["ssim"]["rho"] == -1.0 and result["mse"]["models"] == 3
+    lines = script.table(rows, gray).splitlines()
+    assert lines[2].startswith("| gray (no colour) | 0.00") and lines[-1].startswith("| bold | 0.90")
+    weights = tmp_path / "m.safetensors"
+    weights.write_bytes(b"one")
+    preset = tmp_path / "p.preset.json"
+    preset.write_text(json.dumps({"weights": "m.safetensors"}))
+    before = script.weights_digest(preset)
+    weights.write_bytes(b"two")
+    assert script.weights_digest(preset) != before
