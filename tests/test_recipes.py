@@ -1,11 +1,26 @@
 """Every source-paper recipe builds its model and takes a training step; BatchNorm re-estimation; paper details."""
 
+from pathlib import Path
+
 import pytest
 import torch
 
 from colorizer import losses, models, recipes
 from colorizer.train import Trainer, recalibrate_batchnorm
 from tests.test_train import synthetic_cache
+
+
+def load_script(name: str):
+    """A module of scripts/ (not a package), loaded by path and registered, since its dataclasses look it up."""
+    import importlib.util
+    import sys
+
+    path = Path(__file__).resolve().parent.parent / "scripts" / f"{name}.py"
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    spec.loader.exec_module(module)
+    return module
 
 
 @pytest.mark.parametrize("name", recipes.list_recipes())
@@ -299,17 +314,10 @@ def test_unet_skip_ablation_is_one_switch():
 
 
 def test_every_ablation_is_a_recipe_with_one_switch_that_builds():
-    import importlib.util
     import json
-    import sys
-    from pathlib import Path
     from types import SimpleNamespace
 
-    path = Path(__file__).resolve().parent.parent / "scripts" / "ablations.py"
-    spec = importlib.util.spec_from_file_location("ablations", path)
-    ablations = importlib.util.module_from_spec(spec)
-    sys.modules["ablations"] = ablations  # its dataclasses look their module up
-    spec.loader.exec_module(ablations)
+    ablations = load_script("ablations")
     args = SimpleNamespace(data="d", cache_dir="c", budget_images=None)
     for ablation in ablations.ABLATIONS:
         config = recipes.train_config(ablation.recipe, data="d", out="o", model_config=dict(ablation.change))
@@ -326,15 +334,8 @@ def test_every_ablation_is_a_recipe_with_one_switch_that_builds():
 
 
 def test_ablation_controls_reuse_only_a_finished_queue_run_at_the_recipes_budget(tmp_path):
-    import importlib.util
-    import sys
-    from pathlib import Path
 
-    path = Path(__file__).resolve().parent.parent / "scripts" / "ablations.py"
-    spec = importlib.util.spec_from_file_location("ablations", path)
-    ablations = importlib.util.module_from_spec(spec)
-    sys.modules["ablations"] = ablations
-    spec.loader.exec_module(ablations)
+    ablations = load_script("ablations")
     control = next(a for a in ablations.ABLATIONS if a.name == "deepcolor-unet-rgb")
     changed = next(a for a in ablations.ABLATIONS if a.name == "deepcolor-unet-rgb-noskips")
     (tmp_path / "deepcolor-unet-rgb").mkdir()
@@ -397,13 +398,8 @@ def test_requantize_measures_then_stores_int8(tmp_path, tiny_weights, gradient_i
 
 
 def test_a_recipe_card_shows_decoding_fields_only_for_classification_heads():
-    import importlib.util
-    from pathlib import Path
 
-    path = Path(__file__).resolve().parent.parent / "scripts" / "ship_recipe.py"
-    spec = importlib.util.spec_from_file_location("ship_recipe", path)
-    ship_recipe = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(ship_recipe)
+    ship_recipe = load_script("ship_recipe")
     rgb = models.create("unet", head="rgb").config.to_dict()
     shown = ship_recipe.architecture_config(rgb)
     assert shown["head"] == "rgb" and "skips" in shown
@@ -415,14 +411,9 @@ def test_a_recipe_card_shows_decoding_fields_only_for_classification_heads():
 def test_metrics_against_colour_ranks_models_and_caches_by_weights(tmp_path):
     """scripts/metrics_vs_colour.py (OrGANic's Table 1 point over every shipped model): Spearman's rho from scipy
     over models and the gray baseline; a preset's cache key changes with the weights it decodes."""
-    import importlib.util
     import json
-    from pathlib import Path
 
-    path = Path(__file__).resolve().parent.parent / "scripts" / "metrics_vs_colour.py"
-    spec = importlib.util.spec_from_file_location("metrics_vs_colour", path)
-    script = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(script)
+    script = load_script("metrics_vs_colour")
     gray = {"mse": 0.010, "ssim": 0.92, "psnr": 21.0, "ciede2000": 12.0, "cf_ratio": 0.0}
     rows = {"dull": {"mse": 0.011, "ssim": 0.91, "psnr": 20.8, "ciede2000": 12.5, "cf_ratio": 0.3},
             "bold": {"mse": 0.013, "ssim": 0.88, "psnr": 20.0, "ciede2000": 14.0, "cf_ratio": 0.9}}
