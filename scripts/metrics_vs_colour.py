@@ -13,7 +13,6 @@ weights' SHA-256, so a rerun evaluates only models that changed.
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import sys
 from pathlib import Path
@@ -26,21 +25,13 @@ from scipy.stats import spearmanr  # noqa: E402
 
 from colorizer import Colorizer  # noqa: E402
 from colorizer.evaluate import evaluate_folder  # noqa: E402
-from colorizer.weights import shipped_weights  # noqa: E402
+from colorizer.weights import fingerprint, shipped_weights  # noqa: E402
 
 COLUMNS = ("mse", "ssim", "psnr", "ciede2000", "cf_ratio")
 
 
-def weights_digest(path: Path) -> str:
-    if path.suffix == ".json":  # a preset: its own bytes and those of the weights it decodes
-        path_bytes = path.read_bytes() + (path.parent / json.loads(path.read_text())["weights"]).read_bytes()
-    else:
-        path_bytes = path.read_bytes()
-    return hashlib.sha256(path_bytes).hexdigest()[:16]
-
-
 def summary_of(name: str, path: Path, val: str, cache: Path) -> dict:
-    cached = cache / f"{name}-{weights_digest(path)}.json"
+    cached = cache / f"{name}-{fingerprint(path)[:16]}.json"
     if cached.exists():
         return json.loads(cached.read_text())
     evaluation, _ = evaluate_folder(Colorizer(name, device="cpu"), val, progress=False)

@@ -425,6 +425,6 @@ def test_metrics_against_colour_ranks_models_and_caches_by_weights(tmp_path):
     weights.write_bytes(b"one")
     preset = tmp_path / "p.preset.json"
     preset.write_text(json.dumps({"weights": "m.safetensors"}))
-    before = script.weights_digest(preset)
+    before = script.fingerprint(preset)
     weights.write_bytes(b"two")
-    assert script.weights_digest(preset) != before
+    assert script.fingerprint(preset) != before
