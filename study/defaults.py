@@ -71,25 +71,25 @@ def claim_build(factory: sessionmaker[Session], name: str, stale_after: float = 
     False when a live claim of another process holds it. A claim whose heartbeat is older than ``stale_after``
     seconds is taken over (its process died mid-build; its transaction left nothing behind)."""
     owner = _owner()
-    try:
-        with factory.begin() as session:
-            session.add(BuildClaim(study_name=name, owner=owner))
-        return True
-    except IntegrityError:
-        pass
-    except OperationalError:  # SQLite: the builder's transaction holds the one write lock; wait for it
-        return False
-    with factory.begin() as session:
-        claim = session.get(BuildClaim, name, with_for_update=True)
-        if claim is None:  # released between the two statements: try once more
-            session.add(BuildClaim(study_name=name, owner=owner))
+    while True:
+        try:
+            with factory.begin() as session:
+                session.add(BuildClaim(study_name=name, owner=owner))
             return True
-        silent = (utcnow() - claim.heartbeat_at).total_seconds()
-        if silent < stale_after and not _owner_is_gone(claim.owner):
+        except IntegrityError:
+            pass
+        except OperationalError:  # SQLite: the builder's transaction holds the one write lock; wait for it
             return False
-        log.warning("taking over the build of %r from %s (silent since %s)", name, claim.owner, claim.heartbeat_at)
-        claim.owner, claim.claimed_at, claim.heartbeat_at, claim.done_photos = owner, utcnow(), utcnow(), 0
-        return True
+        with factory.begin() as session:
+            claim = session.get(BuildClaim, name, with_for_update=True)
+            if claim is None:  # released between the two statements; another process may insert first: start over
+                continue
+            silent = (utcnow() - claim.heartbeat_at).total_seconds()
+            if silent < stale_after and not _owner_is_gone(claim.owner):
+                return False
+            log.warning("taking over the build of %r from %s (silent since %s)", name, claim.owner, claim.heartbeat_at)
+            claim.owner, claim.claimed_at, claim.heartbeat_at, claim.done_photos = owner, utcnow(), utcnow(), 0
+            return True
 
 
 def heartbeat(factory: sessionmaker[Session], name: str, done: int, total: int) -> None:
