@@ -1,12 +1,16 @@
 """Every source-paper recipe builds its model and takes a training step; BatchNorm re-estimation; paper details."""
 
+import json
+import re
 from pathlib import Path
 
 import pytest
 import torch
+from safetensors import safe_open
 
 from colorizer import losses, models, recipes
 from colorizer.train import Trainer, recalibrate_batchnorm
+from colorizer.weights import METADATA_KEY
 from tests.test_train import synthetic_cache
 
 
@@ -352,6 +356,31 @@ def test_shipped_records_hold_no_absolute_paths():
 
     assert portable_path("/root/runs/recipes/organic-resnet18/best.safetensors") == "organic-resnet18/best.safetensors"
     assert portable_path("../shared/data/train") == "../shared/data/train" and portable_path(None) is None
+    amend = load_script("amend_records")
+    for path in sorted((Path(__file__).resolve().parent.parent / "weights").glob("*.safetensors")):
+        with safe_open(str(path), framework="pt") as handle:
+            payload = json.loads(handle.metadata()[METADATA_KEY])
+        assert not re.search(r'"(/|[A-Za-z]:\\\\)', json.dumps(payload)), f"{path.name} records an absolute path"
+        assert amend.amended(payload) is payload, f"{path.name}: python scripts/amend_records.py {path.name}"
+
+
+def test_amended_record_says_what_loaded_and_keeps_the_tensors(tmp_path):
+    """An old-format record of a torchvision encoder gains imagenet_encoder_loaded False and loses an encoder rate
+    that never applied; the init path is cut; the tensors come back bit for bit."""
+    from colorizer.weights import WeightsInfo, load_weights, read_info, save_weights
+
+    amend = load_script("amend_records")
+    model = models.create("mobilenet_unet", pretrained=False)
+    path = save_weights(model, tmp_path / "old.safetensors", WeightsInfo(
+        "mobilenet_unet", model.config.to_dict(), working_size=256,
+        training={"optimizer": {"encoder_lr": 1e-4}, "init": "/root/runs/x/best.safetensors"}))
+    assert amend.amend_file(path) and not amend.amend_file(path)  # a second pass finds nothing to do
+    training = read_info(path).training
+    assert training["imagenet_encoder_loaded"] is False and training["optimizer"]["encoder_lr"] is None
+    assert training["init"] == "x/best.safetensors" and "record_amended" in training
+    reloaded = load_weights(path)[0].state_dict()
+    assert all(torch.equal(reloaded[k], v.half().float() if v.is_floating_point() else v)
+               for k, v in model.state_dict().items())
 
 
 def test_organic_table_one_parts():
