@@ -41,6 +41,14 @@ PAPER_ERRORS = {
 }
 
 
+def optimiser_row(training: dict) -> str:
+    """The optimiser as the record has it, saying why an encoder rate is missing."""
+    row = f"Adam lr {training.get('lr')}, {json.dumps(training.get('optimizer'))}"
+    if training.get("imagenet_encoder_loaded") is False:
+        row += " (no ImageNet file loaded: the random encoder trained at lr with the rest)"
+    return row
+
+
 def paper_error_rows(recipe, model_row, gray_row) -> str:
     """Markdown table rows: RGB MSE always, plus the error each paper reports, measured its way."""
     keys = ["MSE"] + [key for key in PAPER_ERRORS if key != "MSE" and key in recipe.reported]
@@ -146,7 +154,7 @@ def main() -> int:
 | architecture | `{info.architecture}` (config: `{json.dumps(architecture_config(info.config))}`) |
 | weights | `{target.name}`, {precision_note}, {target.stat().st_size / 1e6:.1f} MB |
 | loss | `{training.get('loss')}` (the paper's) |
-| optimiser | Adam lr {training.get('lr')}, {json.dumps(training.get('optimizer'))} |
+| optimiser | {optimiser_row(training)} |
 | augmentation | {json.dumps(training.get('augment'))} |
 | budget | {training.get('images_seen'):,} crops of {training.get('crop')} px, batch {training.get('batch')}, {training.get('epochs')} checkpoint intervals, {training.get('minutes')} min on 2 CPU cores (shared with development work) |
 | BatchNorm | running statistics re-estimated over {training.get('bn_recalibrated_on')} training crops before the export |
