@@ -1,12 +1,13 @@
 """OrGANic's Table 1 point across every shipped model: do MSE and SSIM reward gray, uncoloured output?
 
     python scripts/metrics_vs_colour.py --val ../shared/data/val --cache /root/runs/eval/metrics-vs-colour \
-        [--plot docs/metrics_vs_colour.png] [--models NAME ...]
+        [--plot docs/metrics_vs_colour.png] [--models NAME ...] [--extra NAME=WEIGHTS ...]
 
 The paper found its black-and-white baseline best on MSE and SSIM and its most colourful cGAN worst. Each shipped
 model (and the gray baseline, which adds no colour at all) is evaluated on ``--val``; the table gives MSE, SSIM,
 PSNR against gray, CIEDE2000 and colourfulness as a share of the truth's, and Spearman's rank correlation across the
-models between colourfulness and each error (scipy). Each model's summary is cached in ``--cache`` under its
+models between colourfulness and each error (scipy). ``--extra`` adds weights files that do not ship (a run's
+checkpoint, such as a paper's baseline outside the shipping bounds), named as given. Each model's summary is cached in ``--cache`` under its
 weights' SHA-256, so a rerun evaluates only models that changed.
 """
 
@@ -34,7 +35,7 @@ def summary_of(name: str, path: Path, val: str, cache: Path) -> dict:
     cached = cache / f"{name}-{fingerprint(path)[:16]}.json"
     if cached.exists():
         return json.loads(cached.read_text())
-    evaluation, _ = evaluate_folder(Colorizer(name, device="cpu"), val, progress=False)
+    evaluation, _ = evaluate_folder(Colorizer.from_file(path, device="cpu"), val, progress=False)
     rows = {label: {c: float(evaluation.summary.loc[label, c]) for c in COLUMNS} for label in ("model", "gray")}
     rows["photos"] = len(evaluation.per_photo)
     cached.write_text(json.dumps(rows, indent=1))
@@ -87,15 +88,22 @@ def main() -> int:
     parser.add_argument("--cache", required=True, help="folder for each model's cached summary")
     parser.add_argument("--plot", default=None, help="scatter plot of MSE and SSIM against colourfulness")
     parser.add_argument("--models", nargs="*", default=None, help="default: every shipped model")
+    parser.add_argument("--extra", nargs="*", default=[], metavar="NAME=WEIGHTS",
+                        help="weights files that do not ship, evaluated beside the shipped ones")
     args = parser.parse_args()
     torch.set_num_threads(2)
     cache = Path(args.cache)
     cache.mkdir(parents=True, exist_ok=True)
     shipped = shipped_weights()
-    names = args.models or sorted(shipped)
+    paths = {name: shipped[name] for name in (args.models or sorted(shipped))}
+    for item in args.extra:
+        name, _, path = item.partition("=")
+        if not path or not Path(path).is_file():
+            parser.error(f"--extra wants NAME=WEIGHTS with an existing file, got {item!r}")
+        paths[name] = Path(path)
     rows, gray = {}, None
-    for name in names:
-        summary = summary_of(name, shipped[name], args.val, cache)
+    for name, path in paths.items():
+        summary = summary_of(name, path, args.val, cache)
         rows[name], gray = summary["model"], summary["gray"]
         print(f"{name}: colourfulness {rows[name]['cf_ratio']:.3f}, MSE {rows[name]['mse']:.4f}, "
               f"SSIM {rows[name]['ssim']:.3f}", flush=True)

@@ -26,6 +26,7 @@ import torch  # noqa: E402
 from colorizer import Colorizer  # noqa: E402
 from colorizer.data import list_images, named_held_out  # noqa: E402
 from colorizer.evaluate import evaluate_folder, format_summary, per_source  # noqa: E402
+from colorizer.inference import RGB_MAX_SHORT_SIDE  # noqa: E402
 from colorizer.recipes import get_recipe  # noqa: E402
 from colorizer.weights import DECODING_FIELDS, WEIGHTS_DIR, load_weights, read_info, save_weights  # noqa: E402
 
@@ -39,6 +40,13 @@ PAPER_ERRORS = {
     "val_MSE_ab": ("mse_ab", "MSE over a and b (Lab units; Brown's Keras `mse`)"),
     "test_huber": ("huber_uv", "Huber loss over u and v in [0, 1] (UCSD's test loss)"),
 }
+
+
+def drawn_at(colorizer: Colorizer) -> str:
+    """The size the network saw: an RGB head draws each photo at its own size (Colorizer.rgb_size)."""
+    if getattr(colorizer.model.config, "head", None) == "rgb" and not colorizer.size_given:
+        return f"each drawn at its own size (short side up to {RGB_MAX_SHORT_SIDE})"
+    return f"working size {colorizer.size}"
 
 
 def optimiser_row(training: dict) -> str:
@@ -161,7 +169,7 @@ def main() -> int:
 | training data | {training.get('train_photos')} photos of `{training.get('data')}` |
 | recipe | `python -m colorizer train --recipe {recipe.name} --data ../shared/data/train --out RUN` |
 
-## Numbers on `../shared/data/val` ({len(evaluation.per_photo)} photos, working size {colorizer.size}, against the gray baseline)
+## Numbers on `../shared/data/val` ({len(evaluation.per_photo)} photos, {drawn_at(colorizer)}, against the gray baseline)
 
 ```
 {format_summary(summary, len(evaluation.per_photo))}
