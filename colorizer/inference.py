@@ -256,6 +256,11 @@ class Colorizer:
             rgb = lab_to_rgb(torch.cat((lab[:, :1], lab[:, 1:] * saturation), dim=1))[0]
         return rgb, network_shape
 
+    @property
+    def draws_own_lightness(self) -> bool:
+        """An RGB head (DeepColor as published) redraws the lightness; the others keep the photo's own."""
+        return getattr(getattr(self.model, "config", None), "head", None) == "rgb"
+
     def rgb_size(self, shape: tuple[int, int]) -> int:
         """The short side an RGB head draws a photo at: its own, up to RGB_MAX_SHORT_SIDE. An RGB head redraws the
         lightness too, so drawing at the working size and enlarging blurs every edge (DeepColor's RGB U-Net on `val`,
@@ -267,7 +272,7 @@ class Colorizer:
                        temperature: float | None = None) -> Image.Image:
         factor = self.saturation if saturation is None else saturation
         stride = getattr(self.model, "output_stride", 1)
-        if getattr(getattr(self.model, "config", None), "head", None) == "rgb":
+        if self.draws_own_lightness:
             rgb, network_shape = self.predict_rgb(photo.levels, size or self.rgb_size(photo.levels.shape), factor)
             image = Image.fromarray(upsample_rgb_full_resolution(rgb, photo.levels.shape, network_shape, stride), "RGB")
             if photo.alpha is not None:

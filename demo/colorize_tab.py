@@ -15,6 +15,7 @@ from PIL import Image
 
 from colorizer import ImageTooLargeError, InvalidImageError
 from colorizer.imageio import load_photo
+from colorizer.inference import RGB_MAX_SHORT_SIDE
 from demo.models import ModelPool
 
 log = logging.getLogger(__name__)
@@ -84,6 +85,14 @@ def user_message(error: Exception, name: str = "the file", path: str | None = No
     return f"Colorizing {name} failed ({type(error).__name__}). Please try another image."
 
 
+def app_size(colorizer, size: int) -> tuple[int | None, str]:
+    """The working-size slider applies to models that keep the photo's own lightness; an RGB model redraws it and
+    draws at the photo's own size (Colorizer.rgb_size), which enlarging a small drawing would blur."""
+    if colorizer.draws_own_lightness:
+        return None, f"drawn at the photo's own size, short side up to {RGB_MAX_SHORT_SIDE}: an RGB model"
+    return int(size), f"working size {int(size)}"
+
+
 def colorize_file(path: str | None, model: str | None, size: int, saturation: float, pool: ModelPool) -> ColorizeResult:
     """Colorize one uploaded file. Raises ``gr.Error`` with a readable message for any bad input."""
     if not path:
@@ -95,7 +104,8 @@ def colorize_file(path: str | None, model: str | None, size: int, saturation: fl
         colorizer = pool.get(model)
         started = time.perf_counter()
         photo = load_photo(path, colorizer.max_pixels)
-        result = colorizer.colorize_photo(photo, size=int(size), saturation=float(saturation))
+        network_size, size_note = app_size(colorizer, size)
+        result = colorizer.colorize_photo(photo, size=network_size, saturation=float(saturation))
         seconds = time.perf_counter() - started
     except (InvalidImageError, FileNotFoundError, KeyError) as error:
         log.info("rejected %s: %s", name, error)
@@ -110,7 +120,7 @@ def colorize_file(path: str | None, model: str | None, size: int, saturation: fl
     before = Image.fromarray((photo.gray * 255 + 0.5).astype("uint8"), "L").convert("RGB")
     width, height = result.size
     info = (f"**{width} x {height}** pixels colorized in **{seconds:.2f} s** on **{colorizer.device}** "
-            f"with **{colorizer.name}** (working size {int(size)}, saturation {float(saturation):.2f}).")
+            f"with **{colorizer.name}** ({size_note}, saturation {float(saturation):.2f}).")
     return ColorizeResult(preview(before), preview(result.convert("RGB")), target, info)
 
 
@@ -167,12 +177,13 @@ def compare_models(path: str | None, models: list[str] | None, size: int, pool: 
         raise gr.Error(user_message(error, name, path), title="Cannot colorize this file",
                        print_exception=False) from None
     items = [(preview(Image.fromarray((photo.gray * 255 + 0.5).astype("uint8"), "L").convert("RGB")), "input")]
-    rows = []
+    rows, any_rgb = [], False
     for model in models:
         try:
             colorizer = pool.get(model)
+            any_rgb |= colorizer.draws_own_lightness
             started = time.perf_counter()
-            result = colorizer.colorize_photo(photo, size=int(size))
+            result = colorizer.colorize_photo(photo, size=app_size(colorizer, size)[0])
             seconds = time.perf_counter() - started
         except Exception as error:  # one model failing must not hide the others
             log.exception("comparing with %s failed", model)
@@ -180,7 +191,8 @@ def compare_models(path: str | None, models: list[str] | None, size: int, pool: 
             continue
         items.append((preview(result.convert("RGB")), f"{model} · {seconds:.2f} s"))
         rows.append(f"| {model} | {seconds:.2f} s |")
-    text = (f"**{name}** at working size {int(size)} on {pool.get(models[0]).device}:\n\n| model | time |\n|---|---|\n"
+    own_size = " (RGB models at the photo's own size)" if any_rgb else ""
+    text = (f"**{name}** at working size {int(size)}{own_size} on {pool.get(models[0]).device}:\n\n| model | time |\n|---|---|\n"
             + "\n".join(rows))
     return items, text
 
@@ -233,7 +245,7 @@ def build_colorize_tab(pool: ModelPool, examples: list[Path]) -> None:
         Args:
             path: the photo (any common image format)
             model_name: which model colorizes (python -m colorizer models lists them; "balanced" is the default)
-            working_size: short side, in pixels, of the copy the network sees (128-512; 256 is usual)
+            working_size: short side, in pixels, of the copy the network sees (128-512; 256 is usual; an RGB model draws at the photo's own size instead)
             factor: saturation of the predicted colours (1.0 as the model predicts them)
         Returns:
             the photo before and after, a line about the result, and the full-resolution PNG
@@ -247,7 +259,7 @@ def build_colorize_tab(pool: ModelPool, examples: list[Path]) -> None:
         Args:
             paths: the photos
             model_name: which model colorizes ("balanced" is the default)
-            working_size: short side, in pixels, of the copy the network sees (128-512)
+            working_size: short side, in pixels, of the copy the network sees (128-512; not for RGB models)
             factor: saturation of the predicted colours (1.0 as predicted)
         Returns:
             the colorized photos, a zip of them and a line per photo that could not be read
@@ -261,7 +273,7 @@ def build_colorize_tab(pool: ModelPool, examples: list[Path]) -> None:
         Args:
             path: the photo
             names: the models to compare
-            working_size: short side, in pixels, of the copy the network sees (128-512)
+            working_size: short side, in pixels, of the copy the network sees (128-512; not for RGB models)
         Returns:
             the input and each model's result, and a table of times
         """
