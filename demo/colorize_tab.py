@@ -192,8 +192,8 @@ def compare_models(path: str | None, models: list[str] | None, size: int, pool: 
         items.append((preview(result.convert("RGB")), f"{model} · {seconds:.2f} s"))
         rows.append(f"| {model} | {seconds:.2f} s |")
     own_size = " (RGB models at the photo's own size)" if any_rgb else ""
-    text = (f"**{name}** at working size {int(size)}{own_size} on {pool.get(models[0]).device}:\n\n| model | time |\n|---|---|\n"
-            + "\n".join(rows))
+    text = (f"**{name}** at working size {int(size)}{own_size} on {pool.get(models[0]).device}:\n\n"
+            "| model | time |\n|---|---|\n" + "\n".join(rows))
     return items, text
 
 
@@ -245,7 +245,8 @@ def build_colorize_tab(pool: ModelPool, examples: list[Path]) -> None:
         Args:
             path: the photo (any common image format)
             model_name: which model colorizes (python -m colorizer models lists them; "balanced" is the default)
-            working_size: short side, in pixels, of the copy the network sees (128-512; 256 is usual; an RGB model draws at the photo's own size instead)
+            working_size: short side, in pixels, of the copy the network sees (128-512; 256 is usual; an RGB
+                model draws at the photo's own size instead)
             factor: saturation of the predicted colours (1.0 as the model predicts them)
         Returns:
             the photo before and after, a line about the result, and the full-resolution PNG

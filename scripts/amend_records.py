@@ -36,7 +36,9 @@ AMENDED = ("2026-12-04, scripts/amend_records.py: fields the exporter of the tim
 
 def has_imagenet_encoder(architecture: str, config: dict) -> bool:
     """Whether the architecture's encoder is one that could have loaded ImageNet weights."""
-    config = {**config, "pretrained": False} if "pretrained" in config else config
+    config = dict(config)
+    if "pretrained" in config:
+        config["pretrained"] = False
     if "pretrained_path" in config:
         config["pretrained_path"] = None
     model = models.create(architecture, **config)
@@ -49,8 +51,7 @@ def amended(payload: dict) -> dict:
     before = json.dumps(training, sort_keys=True)
     if "init" in training:
         training["init"] = portable_path(training["init"])
-    if "imagenet_encoder_loaded" not in training and has_imagenet_encoder(payload["architecture"],
-                                                                           dict(payload["config"])):
+    if "imagenet_encoder_loaded" not in training and has_imagenet_encoder(payload["architecture"], payload["config"]):
         training["imagenet_encoder_loaded"] = False
     optimizer = dict(training.get("optimizer", {}))
     if optimizer.get("encoder_lr") is not None and not training.get("imagenet_encoder_loaded", False):

@@ -7,8 +7,8 @@ The paper found its black-and-white baseline best on MSE and SSIM and its most c
 model (and the gray baseline, which adds no colour at all) is evaluated on ``--val``; the table gives MSE, SSIM,
 PSNR against gray, CIEDE2000 and colourfulness as a share of the truth's, and Spearman's rank correlation across the
 models between colourfulness and each error (scipy). ``--extra`` adds weights files that do not ship (a run's
-checkpoint, such as a paper's baseline outside the shipping bounds), named as given. Each model's summary is cached in ``--cache`` under its
-weights' SHA-256, so a rerun evaluates only models that changed.
+checkpoint, such as a paper's baseline outside the shipping bounds), named as given. Each model's summary is cached
+in ``--cache`` under its weights' SHA-256, so a rerun evaluates only models that changed.
 """
 
 from __future__ import annotations

@@ -93,3 +93,19 @@ def database_url(request, tmp_path):
     if request.param == "sqlite":
         return f"sqlite:///{tmp_path / 'study.sqlite'}"
     return new_postgres_database(request.getfixturevalue("postgres_server"))
+
+
+@pytest.fixture
+def rgb_sizes_seen(monkeypatch):
+    """The short side each RGB-head drawing is asked for, in order (Colorizer.predict_rgb spied on)."""
+    from colorizer import inference
+
+    seen = []
+    original = inference.Colorizer.predict_rgb
+
+    def spy(self, gray, size=None, saturation=1.0):
+        seen.append(size)
+        return original(self, gray, size, saturation)
+
+    monkeypatch.setattr(inference.Colorizer, "predict_rgb", spy)
+    return seen

@@ -67,20 +67,18 @@ def test_handler_colorizes_odd_modes(pool, files, kind):
     assert "61 x 47" in result.info and "cpu" in result.info and "balanced" in result.info
 
 
-def test_rgb_model_draws_at_the_photos_own_size_in_the_app(tmp_path, files, monkeypatch):
+def test_rgb_model_draws_at_the_photos_own_size_in_the_app(tmp_path, files, rgb_sizes_seen):
     """The working-size slider is for models that keep the photo's lightness; an RGB model ignores it and says so."""
     import torch
 
-    from colorizer import inference, models
+    from colorizer import models
     from colorizer.weights import WeightsInfo, save_weights
 
     torch.manual_seed(0)
     model = models.create("unet", base_channels=8, head="rgb")
-    save_weights(model, tmp_path / "w" / "rgbnet.safetensors", WeightsInfo("unet", model.config.to_dict(), working_size=32))
-    seen = []
-    original = inference.Colorizer.predict_rgb
-    monkeypatch.setattr(inference.Colorizer, "predict_rgb",
-                        lambda self, gray, size=None, saturation=1.0: seen.append(size) or original(self, gray, size, saturation))
+    save_weights(model, tmp_path / "w" / "rgbnet.safetensors",
+                 WeightsInfo("unet", model.config.to_dict(), working_size=32))
+    seen = rgb_sizes_seen
     result = colorize_file(str(files["png"]), "rgbnet", 128, 1.0, ModelPool(tmp_path / "w", device="cpu"))
     assert seen == [47] and "photo's own size" in result.info and "working size" not in result.info
 

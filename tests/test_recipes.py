@@ -308,7 +308,7 @@ def test_deepcolor_rgb_head_trains_on_rgb_and_is_shown_as_predicted(tmp_path):
     assert (lightness_of(pictures["rgb"]) - truth).abs().mean() > 5  # the network's own (random) lightness
 
 
-def test_rgb_head_draws_at_the_photos_own_size(tmp_path, monkeypatch):
+def test_rgb_head_draws_at_the_photos_own_size(tmp_path, monkeypatch, rgb_sizes_seen):
     """An RGB head redraws the lightness, so it runs at the photo's short side (up to a cap), not at the working
     size enlarged; a size the caller gives still wins."""
     import numpy as np
@@ -318,11 +318,9 @@ def test_rgb_head_draws_at_the_photos_own_size(tmp_path, monkeypatch):
     from colorizer.weights import WeightsInfo, save_weights
 
     model = models.create("unet", base_channels=8, head="rgb")
-    path = save_weights(model, tmp_path / "rgb.safetensors", WeightsInfo("unet", model.config.to_dict(), working_size=32))
-    seen = []
-    original = inference.Colorizer.predict_rgb
-    monkeypatch.setattr(inference.Colorizer, "predict_rgb",
-                        lambda self, gray, size=None, saturation=1.0: seen.append(size) or original(self, gray, size, saturation))
+    path = save_weights(model, tmp_path / "rgb.safetensors",
+                        WeightsInfo("unet", model.config.to_dict(), working_size=32))
+    seen = rgb_sizes_seen
     gray = Image.fromarray(np.linspace(0, 255, 90 * 70).reshape(70, 90).astype(np.uint8), "L")
     assert Colorizer.from_file(path, device="cpu").colorize(gray).size == (90, 70) and seen[-1] == 70
     monkeypatch.setattr(inference, "RGB_MAX_SHORT_SIDE", 48)
