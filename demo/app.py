@@ -29,7 +29,8 @@ log = logging.getLogger(__name__)
 
 TITLE = "Colorizer"
 INTRO = ("Automatic colorization of black-and-white photos. The result keeps your photo's full resolution and "
-         "sharpness: only the colors are predicted.")
+         "sharpness: only the colors are predicted (except by the source papers' RGB models, which redraw the "
+         "whole picture).")
 # System fonts only: the page must not fetch anything from the internet.
 THEME = gr.themes.Soft(primary_hue="amber", secondary_hue="slate",
                        font=["ui-sans-serif", "system-ui", "Segoe UI", "Helvetica", "Arial", "sans-serif"],
