@@ -202,18 +202,24 @@ def read_info(path: str | os.PathLike) -> WeightsInfo:
     return WeightsInfo(**{k: v for k, v in payload.items() if k in known})
 
 
+def without_pretrained(config: dict) -> dict:
+    """A model config that builds without loading ImageNet files: the weights file (or, for from_package tensors,
+    the installed package) holds every weight."""
+    config = dict(config)
+    if "pretrained" in config:
+        config["pretrained"] = False
+    if "pretrained_path" in config:
+        config["pretrained_path"] = None
+    return config
+
+
 def load_weights(path: str | os.PathLike, device: str | torch.device = "cpu") -> tuple[nn.Module, WeightsInfo]:
     """Rebuilds the model a weights file (or preset) describes and loads its tensors (strictly: every key must match;
     tensors the file leaves to an installed package, such as a frozen ImageNet classifier, come from that package)."""
     info = read_info(path)
     if Path(path).name.endswith(PRESET_SUFFIX):
         path = _read_preset(Path(path))["weights_path"]
-    config = dict(info.config)
-    if "pretrained" in config:
-        config["pretrained"] = False  # the file (or, for from_package tensors, the installed package) holds every weight
-    if "pretrained_path" in config:
-        config["pretrained_path"] = None
-    model = models.create(info.architecture, **config)  # a preset's decoding is in config already
+    model = models.create(info.architecture, **without_pretrained(info.config))  # a preset's decoding is in config
     with safe_open(str(path), framework="pt", device="cpu") as handle:
         stored = {key: handle.get_tensor(key) for key in handle.keys()}
     stored.update(_package_tensors(info.training.get("from_package", {}), info.training.get("precision", "fp32")))

@@ -27,7 +27,7 @@ from safetensors.torch import save_file  # noqa: E402
 
 from colorizer import models  # noqa: E402
 from colorizer.train import portable_path  # noqa: E402
-from colorizer.weights import METADATA_KEY  # noqa: E402
+from colorizer.weights import METADATA_KEY, without_pretrained  # noqa: E402
 
 AMENDED = ("2026-12-04, scripts/amend_records.py: fields the exporter of the time did not write "
            "(imagenet_encoder_loaded, the encoder learning rate that took effect) and portable init paths; "
@@ -36,12 +36,7 @@ AMENDED = ("2026-12-04, scripts/amend_records.py: fields the exporter of the tim
 
 def has_imagenet_encoder(architecture: str, config: dict) -> bool:
     """Whether the architecture's encoder is one that could have loaded ImageNet weights."""
-    config = dict(config)
-    if "pretrained" in config:
-        config["pretrained"] = False
-    if "pretrained_path" in config:
-        config["pretrained_path"] = None
-    model = models.create(architecture, **config)
+    model = models.create(architecture, **without_pretrained(config))
     return hasattr(getattr(model, "encoder", None), "imagenet_loaded")
 
 
