@@ -171,12 +171,16 @@ RECIPES["organic-cgan-pretrained"] = dataclasses.replace(
 # and inference shows it as predicted. The ab recipes above are the project's variant (the photo's own lightness).
 _AB = ("predicts Lab ab joined to the photo's own sharp lightness, where the paper predicts RGB "
        "(deepcolor-{0}-rgb): with the lightness given, a decoder without skips loses little detail")
+# the ab models' one-line descriptions say they are the variant, so the paper's results are not read as theirs
+_AB_SYSTEM = "{0}, the project's variant: Lab ab over the photo's own lightness (MSE; the paper's is {1}-rgb)"
 for _name in ("unet", "mobilenet", "densenet"):
     _ab = RECIPES[f"deepcolor-{_name}"]
     RECIPES[f"deepcolor-{_name}-rgb"] = dataclasses.replace(
         _ab, name=f"deepcolor-{_name}-rgb", system=_ab.system.replace("(MSE", "(RGB output, MSE on RGB"),
         model_config={**_ab.model_config, "head": "rgb"})
-    RECIPES[f"deepcolor-{_name}"] = dataclasses.replace(_ab, deviations=(*_ab.deviations, _AB.format(_name)))
+    RECIPES[f"deepcolor-{_name}"] = dataclasses.replace(
+        _ab, system=_AB_SYSTEM.format(_ab.system.split(" (MSE")[0], _ab.name),
+        deviations=(*_ab.deviations, _AB.format(_name)))
 
 
 def list_recipes() -> list[str]:

@@ -9,6 +9,8 @@ Files exported before the exporter recorded them lack two facts and may hold one
 - ``optimizer.encoder_lr``: the rate the encoder actually trained at. A random encoder trains at ``lr`` with the
   rest (colorizer.train._parameter_groups), so it is None there, as the exporter now writes it.
 - ``init``: an absolute path to the checkpoint a run started from, cut to its last two parts.
+- ``description``: a recipe's one-line description as the recipe now words it (DeepColor's ab models came to say that
+  they are the project's variant, not the paper's RGB models), the old one kept in ``description_was``.
 Each amended record says so in ``record_amended``. The tensors are copied byte for byte and checked.
 """
 
@@ -26,12 +28,14 @@ from safetensors import safe_open  # noqa: E402
 from safetensors.torch import save_file  # noqa: E402
 
 from colorizer import models  # noqa: E402
+from colorizer.recipes import RECIPES  # noqa: E402
 from colorizer.train import portable_path  # noqa: E402
 from colorizer.weights import METADATA_KEY, without_pretrained  # noqa: E402
 
 AMENDED = ("2026-12-04, scripts/amend_records.py: fields the exporter of the time did not write "
            "(imagenet_encoder_loaded, the encoder learning rate that took effect) and portable init paths; "
            "tensors unchanged")
+DESCRIBED = "2026-12-05, scripts/amend_records.py: the recipe's description reworded; tensors unchanged"
 
 
 def has_imagenet_encoder(architecture: str, config: dict) -> bool:
@@ -52,10 +56,16 @@ def amended(payload: dict) -> dict:
     if optimizer.get("encoder_lr") is not None and not training.get("imagenet_encoder_loaded", False):
         optimizer["encoder_lr"] = None  # no ImageNet encoder, or a random one trained at lr
         training["optimizer"] = optimizer
+    if json.dumps(training, sort_keys=True) != before:
+        training["record_amended"] = AMENDED
+    description = payload.get("description", "")
+    recipe = RECIPES.get(training.get("recipe"))
+    if recipe is not None and description != recipe.system:
+        training["description_was"], description = description, recipe.system
+        training["description_amended"] = DESCRIBED
     if json.dumps(training, sort_keys=True) == before:
         return payload
-    training["record_amended"] = AMENDED
-    return {**payload, "training": training}
+    return {**payload, "description": description, "training": training}
 
 
 def amend_file(path: Path) -> bool:

@@ -405,6 +405,18 @@ def test_amended_record_says_what_loaded_and_keeps_the_tensors(tmp_path):
                for k, v in model.state_dict().items())
 
 
+def test_amended_record_takes_the_recipes_wording_and_keeps_the_old():
+    """An ab DeepColor file that still calls itself the paper's best gains the recipe's wording (the project's
+    variant), the old line kept; nothing else in the record is touched."""
+    amend = load_script("amend_records")
+    payload = {"architecture": "unet", "config": {}, "description": "DeepColor's U-Net: the paper's best",
+               "training": {"recipe": "deepcolor-unet", "imagenet_encoder_loaded": False}}
+    new = amend.amended(payload)
+    assert new["description"] == recipes.get_recipe("deepcolor-unet").system and "project's variant" in new["description"]
+    assert new["training"]["description_was"] == "DeepColor's U-Net: the paper's best"
+    assert "record_amended" not in new["training"] and amend.amended(new) is new
+
+
 def test_organic_table_one_parts():
     """OrGANic's own generator keeps every resolution; its discriminator gives one logit per image; the recipes use
     them, and the pretrained cGAN recipe trains on L1 alone for 20 intervals."""
