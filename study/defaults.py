@@ -23,7 +23,8 @@ STALE_CLAIM_SECONDS = 180.0  # a build claim without a heartbeat this long belon
 
 
 # The default study's conditions: the default model, its vivid decoding, and DeepColor's two systems whose public
-# acceptance the paper published (U-Net 53%, DenseNet 46%), so the report can set ours beside theirs. Four
+# acceptance the paper published (U-Net 53%, DenseNet 46%), here in the project's ab variant (the photo's own
+# lightness; the paper's RGB networks are the -rgb models), so they are a reference point, not a replication. Four
 # conditions keep 11 photos per condition per participant; every other shipped model is one `study build` away.
 DEFAULT_MODELS = ("balanced", "vivid", "deepcolor-unet", "deepcolor-densenet")
 
