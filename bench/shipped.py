@@ -4,7 +4,8 @@ Each model is loaded as a user loads it (``Colorizer(name)``, PyTorch on the CPU
 (1154 x 865): decode, network at the working size, decoding, full-resolution merge, encode JPEG q95; median of
 ``repeats`` runs after one warm-up, models interleaved run by run so a machine busy with other work slows all alike.
 
-Usage: ``python -m bench.shipped [--repeats 5] [--out bench/shipped.json]`` prints a Markdown table.
+Usage: ``python -m bench.shipped [--repeats 5] [--models NAME ...] [--out bench/shipped.json]`` prints a Markdown
+table (``--models``: some of the shipped models, e.g. a new one beside the default).
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from pathlib import Path
 PHOTO = (1154, 865)  # 1 MP, 4:3
 
 
-def shipped_times(repeats: int = 5, photo: tuple[int, int] = PHOTO, weights_dir=None) -> list[dict]:
+def shipped_times(repeats: int = 5, photo: tuple[int, int] = PHOTO, weights_dir=None, names=None) -> list[dict]:
     import torch
 
     from bench.scaling import gray_jpeg
@@ -28,7 +29,8 @@ def shipped_times(repeats: int = 5, photo: tuple[int, int] = PHOTO, weights_dir=
 
     weights_dir = weights_dir or WEIGHTS_DIR
     encoded = gray_jpeg(*photo)
-    colorizers = {name: Colorizer(name, device="cpu", weights_dir=weights_dir) for name in shipped_weights(weights_dir)}
+    names = names or shipped_weights(weights_dir)
+    colorizers = {name: Colorizer(name, device="cpu", weights_dir=weights_dir) for name in names}
 
     def run(colorizer):
         def whole_path():
@@ -50,9 +52,10 @@ def shipped_times(repeats: int = 5, photo: tuple[int, int] = PHOTO, weights_dir=
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--models", nargs="+", default=None, help="these shipped models only (default: all)")
     parser.add_argument("--out", default=None, help="also write the rows as JSON")
     args = parser.parse_args(argv)
-    rows = shipped_times(args.repeats)
+    rows = shipped_times(args.repeats, names=args.models)
     print("| model | params (M) | 1 MP end to end (ms) |\n|---|---:|---:|")
     for row in sorted(rows, key=lambda r: r["median_ms"]):
         print(f"| `{row['model']}` | {row['parameters_m']} | {row['median_ms']:.0f} |")

@@ -34,3 +34,5 @@ def test_shipped_models_are_timed_as_users_load_them(weights_dir):
     rows = shipped_times(repeats=2, photo=(64, 48), weights_dir=weights_dir)
     assert {row["model"] for row in rows} == {"balanced", "vivid"}
     assert all(row["median_ms"] > 0 and row["photo"] == "64x48" and row["parameters_m"] > 0 for row in rows)
+    chosen = shipped_times(repeats=1, photo=(64, 48), weights_dir=weights_dir, names=["vivid"])
+    assert [row["model"] for row in chosen] == ["vivid"]
