@@ -4,7 +4,10 @@ Each ablation is a recipe plus a ``--model-config`` change (merged into the reci
 DeepColor's skip-connection finding on its RGB recipes, and UCSD's two switches. Each row (and the unchanged
 recipe's, trained the same way, as its control) is trained to the recipe's budget or ``--budget-images``,
 resumably, the checkpoint its recipe ships (last, or best validation loss) evaluated on ``--val``; rows are kept in
-RUNS/<name>/metrics.json, so an interrupted sweep picks up where it stopped, and the table goes to RUNS/table.md.
+RUNS/<name>/metrics.json (per photo in RUNS/<name>/per_photo.csv), so an interrupted sweep picks up where it stopped,
+and the table goes to RUNS/table.md. Each changed row is set beside its control photo by photo: the mean difference
+in PSNR and SSIM and a Wilcoxon signed-rank p over the validation photos. That p speaks to photos, not to training
+runs: each row is one run, so run-to-run variation is not in it.
 Weights are not shipped. ``--controls DIR``: a control whose recipe has already finished in DIR (the training queue's
 runs, same recipe and budget) is evaluated there instead of trained again.
 
@@ -22,6 +25,9 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+
+import pandas as pd
+from scipy.stats import wilcoxon
 
 from colorizer.recipes import get_recipe
 
@@ -60,7 +66,8 @@ def train_command(ablation: Ablation, run: Path, args) -> list[str]:
     return command
 
 
-def evaluate(ablation: Ablation, run: Path, val: str) -> dict:
+def evaluate(ablation: Ablation, run: Path, val: str, out: Path) -> dict:
+    """The row's metrics; its per-photo metrics go to ``out``/per_photo.csv for the paired comparison."""
     from colorizer import Colorizer
     from colorizer.evaluate import evaluate_folder
     from colorizer.weights import read_info
@@ -68,6 +75,7 @@ def evaluate(ablation: Ablation, run: Path, val: str) -> dict:
     weights = run / f"{get_recipe(ablation.recipe).checkpoint}.safetensors"
     info = read_info(weights)
     evaluation, _ = evaluate_folder(Colorizer.from_file(weights, device="cpu"), val, progress=False)
+    evaluation.per_photo.to_csv(out / "per_photo.csv", index=False)
     model, gray = evaluation.summary.loc["model"], evaluation.summary.loc["gray"]
     return {"name": ablation.name, "recipe": ablation.recipe, "change": ablation.change,
             "question": ablation.question, "images_seen": info.training["images_seen"],
@@ -75,13 +83,35 @@ def evaluate(ablation: Ablation, run: Path, val: str) -> dict:
             "ssim": round(model.ssim, 4), "cf_ratio": round(model.cf_ratio, 3), "val_photos": len(evaluation.per_photo)}
 
 
-def table(rows: list[dict]) -> str:
-    lines = ["| run | recipe | change | crops | PSNR - gray (dB) | SSIM | colourfulness / truth |",
-             "|---|---|---|---:|---:|---:|---:|"]
+def versus_control(per_photo: pd.DataFrame, control: pd.DataFrame) -> dict:
+    """Mean change in PSNR and SSIM from the control, photo by photo, with Wilcoxon signed-rank p-values."""
+    paired = per_photo.merge(control, on="photo", suffixes=("", "_control"))
+    result = {"photos": len(paired)}
+    for metric in ("psnr", "ssim"):
+        difference = paired[metric] - paired[f"{metric}_control"]
+        result[metric] = float(difference.mean())
+        result[f"{metric}_p"] = float(wilcoxon(difference).pvalue)
+    return result
+
+
+def table(rows: list[dict], runs: Path | None = None) -> str:
+    """The Markdown table; with ``runs``, changed rows also read against their control's per-photo metrics."""
+    controls = {r["recipe"]: r["name"] for r in rows if not r["change"]}
+    lines = ["| run | recipe | change | crops | PSNR - gray (dB) | SSIM | colourfulness / truth | vs control, paired "
+             "over photos: PSNR (dB), SSIM |",
+             "|---|---|---|---:|---:|---:|---:|---|"]
     for r in rows:
         change = ", ".join(f"{k}={v}" for k, v in r["change"].items()) or "(as published)"
+        paired = ""
+        control = controls.get(r["recipe"])
+        if r["change"] and control and runs is not None and (runs / r["name"] / "per_photo.csv").exists() \
+                and (runs / control / "per_photo.csv").exists():
+            v = versus_control(pd.read_csv(runs / r["name"] / "per_photo.csv"),
+                               pd.read_csv(runs / control / "per_photo.csv"))
+            paired = (f"{v['psnr']:+.2f} (p {v['psnr_p']:.2g}), {v['ssim']:+.3f} (p {v['ssim_p']:.2g}); "
+                      f"{v['photos']} photos")
         lines.append(f"| {r['name']} | {r['recipe']} | {change} | {r['images_seen']:,} | {r['dpsnr']:+.2f} | "
-                     f"{r['ssim']:.4f} | {r['cf_ratio']:.2f} |")
+                     f"{r['ssim']:.4f} | {r['cf_ratio']:.2f} | {paired} |")
     return "\n".join(lines)
 
 
@@ -114,24 +144,26 @@ def main() -> None:
         get_recipe(ablation.recipe)  # an unknown recipe fails before hours of training
         run = runs / ablation.name
         metrics_path = run / "metrics.json"
-        if not metrics_path.exists():
-            run.mkdir(exist_ok=True)
+        run.mkdir(exist_ok=True)
+        if not metrics_path.exists() or not (run / "per_photo.csv").exists():
             reused = finished_control(ablation, args.controls, args.budget_images)
-            if reused is not None:
+            if reused is None and metrics_path.exists():
+                reused = Path(json.loads(metrics_path.read_text()).get("run", run))  # evaluated before per-photo rows
+            if reused is not None and reused != run:
                 print(f"{time.strftime('%H:%M:%S')} {ablation.name}: the queue's finished run {reused}", flush=True)
-                metrics_path.write_text(json.dumps({**evaluate(ablation, reused, args.val), "run": str(reused)},
+                metrics_path.write_text(json.dumps({**evaluate(ablation, reused, args.val, run), "run": str(reused)},
                                                    indent=1))
-            elif not (run / "done.json").exists():
-                print(f"{time.strftime('%H:%M:%S')} training {ablation.name}", flush=True)
-                with open(run / "train.out", "a") as log:
-                    subprocess.run(train_command(ablation, run, args), check=True, stdout=log,
-                                   stderr=subprocess.STDOUT)
-            if not metrics_path.exists():
-                metrics_path.write_text(json.dumps(evaluate(ablation, run, args.val), indent=1))
+            else:
+                if not (run / "done.json").exists():
+                    print(f"{time.strftime('%H:%M:%S')} training {ablation.name}", flush=True)
+                    with open(run / "train.out", "a") as log:
+                        subprocess.run(train_command(ablation, run, args), check=True, stdout=log,
+                                       stderr=subprocess.STDOUT)
+                metrics_path.write_text(json.dumps(evaluate(ablation, run, args.val, run), indent=1))
         rows.append(json.loads(metrics_path.read_text()))
         print(f"{time.strftime('%H:%M:%S')} {ablation.name}: {rows[-1]}", flush=True)
-    (runs / "table.md").write_text(table(rows) + "\n")
-    print(table(rows))
+    (runs / "table.md").write_text(table(rows, runs) + "\n")
+    print(table(rows, runs))
 
 
 if __name__ == "__main__":

@@ -373,6 +373,28 @@ def test_ablation_controls_reuse_only_a_finished_queue_run_at_the_recipes_budget
     assert ablations.finished_control(control, None, None) is None
 
 
+def test_ablation_rows_read_against_their_control_photo_by_photo(tmp_path):
+    """A changed row gains the mean paired change from its control and a signed-rank p; a consistent 1 dB loss over
+    20 photos is significant, the control's own row has no comparison, and photos missing from one side drop out."""
+    import pandas as pd
+
+    ablations = load_script("ablations")
+    photos = [f"p{i}.jpg" for i in range(20)]
+    control = pd.DataFrame({"photo": photos, "psnr": [20.0 + i for i in range(20)], "ssim": [0.8] * 20})
+    changed = control.assign(psnr=control.psnr - 1 - 0.01 * control.index, ssim=0.7 + 0.001 * control.index)
+    compared = ablations.versus_control(changed.iloc[:18], control)
+    assert compared["photos"] == 18 and compared["psnr"] == pytest.approx(-1.085) and compared["psnr_p"] < 0.001
+    assert compared["ssim"] < 0 and compared["ssim_p"] < 0.001
+    for name, frame in (("deepcolor-unet-rgb", control), ("deepcolor-unet-rgb-noskips", changed)):
+        (tmp_path / name).mkdir()
+        frame.to_csv(tmp_path / name / "per_photo.csv", index=False)
+    row = {"recipe": "deepcolor-unet-rgb", "images_seen": 1280, "dpsnr": -1.0, "ssim": 0.75, "cf_ratio": 0.4}
+    text = ablations.table([{**row, "name": "deepcolor-unet-rgb", "change": {}},
+                            {**row, "name": "deepcolor-unet-rgb-noskips", "change": {"skips": False}}], tmp_path)
+    control_line, changed_line = text.splitlines()[2:]
+    assert control_line.endswith("| 0.40 |  |") and "-1.09 (p " in changed_line and "20 photos" in changed_line
+
+
 def test_shipped_records_hold_no_absolute_paths():
     from colorizer.train import portable_path
 
