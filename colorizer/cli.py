@@ -219,7 +219,8 @@ def _run_models(args) -> int:
     from colorizer import models
     from colorizer.inference import DEFAULT_MODEL
     from colorizer.recipes import RECIPES
-    from colorizer.weights import PAPERS_GROUP, PRESET_SUFFIX, PROJECT_GROUP, model_group, read_info, shipped_weights
+    from colorizer.weights import (PAPERS_GROUP, PRESET_SUFFIX, PROJECT_GROUP, WEIGHTS_DIR, model_group, read_info,
+                                   shipped_weights)
 
     shipped = shipped_weights()
     infos = {name: read_info(path) for name, path in shipped.items()}
@@ -235,8 +236,13 @@ def _run_models(args) -> int:
             print(f"  {name:20} {info.architecture:18} {size}  {info.description}{marker}")
         if group == PAPERS_GROUP:
             missing = [r for r in RECIPES if r not in shipped]
-            if missing:
-                print(f"  not shipped yet (train with `python -m colorizer train --recipe NAME`): {', '.join(missing)}")
+            cards = WEIGHTS_DIR  # a recipe trained and measured outside the bounds keeps only its card there
+            measured = [r for r in missing if (cards / f"{r}.md").exists()]
+            untrained = [r for r in missing if r not in measured]
+            if measured:
+                print(f"  trained, not shipped (its card says why: weights/NAME.md): {', '.join(measured)}")
+            if untrained:
+                print(f"  not trained yet (`python -m colorizer train --recipe NAME`): {', '.join(untrained)}")
         elif not names:
             print("  none")
     trained = {info.architecture for info in infos.values()}

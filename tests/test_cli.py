@@ -60,6 +60,20 @@ def test_models_lists_registry():
     for name in ("unet", "vgg19_unet", "vgg16_regression", "fusion_vgg16", "densenet121_unet", "mobilenet_unet",
                  "resnet18_unet", "patchgan", "context_unet"):
         assert name in result.stdout
+    # every recipe is either shipped, trained with a card saying why it is not, or listed as untrained
+    from colorizer.recipes import RECIPES
+    from colorizer.weights import WEIGHTS_DIR
+
+    lines = result.stdout.splitlines()
+    listed = {label: next((line.rsplit(": ", 1)[1].split(", ") for line in lines if label in line), [])
+              for label in ("trained, not shipped", "not trained yet")}
+    for recipe in RECIPES:
+        if (WEIGHTS_DIR / f"{recipe}.safetensors").exists():
+            assert any(line.startswith(f"  {recipe} ") for line in lines)
+        elif (WEIGHTS_DIR / f"{recipe}.md").exists():
+            assert recipe in listed["trained, not shipped"]
+        else:
+            assert recipe in listed["not trained yet"]
 
 
 def test_output_cut_short_by_a_closed_pipe_is_not_a_traceback():
