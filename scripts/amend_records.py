@@ -35,7 +35,7 @@ from colorizer.weights import METADATA_KEY, without_pretrained  # noqa: E402
 AMENDED = ("2026-12-04, scripts/amend_records.py: fields the exporter of the time did not write "
            "(imagenet_encoder_loaded, the encoder learning rate that took effect) and portable init paths; "
            "tensors unchanged")
-DESCRIBED = "2026-12-05, scripts/amend_records.py: the recipe's description reworded; tensors unchanged"
+DESCRIBED = "2026-12-04, scripts/amend_records.py: the recipe's description reworded; tensors unchanged"
 
 
 def has_imagenet_encoder(architecture: str, config: dict) -> bool:
