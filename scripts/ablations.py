@@ -6,8 +6,8 @@ recipe's, trained the same way, as its control) is trained to the recipe's budge
 resumably, the checkpoint its recipe ships (last, or best validation loss) evaluated on ``--val``; rows are kept in
 RUNS/<name>/metrics.json (per photo in RUNS/<name>/per_photo.csv), so an interrupted sweep picks up where it stopped,
 and the table goes to RUNS/table.md. Each changed row is set beside its control photo by photo: the mean difference
-in PSNR and SSIM and a Wilcoxon signed-rank p over the validation photos. That p speaks to photos, not to training
-runs: each row is one run, so run-to-run variation is not in it.
+in PSNR and SSIM with the paired 95% interval over the validation photos that `colorizer compare` uses. That interval
+speaks to photos, not to training runs: each row is one run, so run-to-run variation is not in it.
 Weights are not shipped. ``--controls DIR``: a control whose recipe has already finished in DIR (the training queue's
 runs, same recipe and budget) is evaluated there instead of trained again.
 
@@ -27,8 +27,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pandas as pd
-from scipy.stats import wilcoxon
 
+from colorizer.compare import mean_difference_interval
 from colorizer.recipes import get_recipe
 
 
@@ -84,21 +84,19 @@ def evaluate(ablation: Ablation, run: Path, val: str, out: Path) -> dict:
 
 
 def versus_control(per_photo: pd.DataFrame, control: pd.DataFrame) -> dict:
-    """Mean change in PSNR and SSIM from the control, photo by photo, with Wilcoxon signed-rank p-values."""
+    """Mean change in PSNR and SSIM from the control, photo by photo: (estimate, low, high) of the paired 95%
+    interval for each."""
     paired = per_photo.merge(control, on="photo", suffixes=("", "_control"))
-    result = {"photos": len(paired)}
-    for metric in ("psnr", "ssim"):
-        difference = paired[metric] - paired[f"{metric}_control"]
-        result[metric] = float(difference.mean())
-        result[f"{metric}_p"] = float(wilcoxon(difference).pvalue)
-    return result
+    return {"photos": len(paired), **{metric: mean_difference_interval(paired[f"{metric}_control"].to_numpy(),
+                                                                          paired[metric].to_numpy())
+                                      for metric in ("psnr", "ssim")}}
 
 
 def table(rows: list[dict], runs: Path | None = None) -> str:
     """The Markdown table; with ``runs``, changed rows also read against their control's per-photo metrics."""
     controls = {r["recipe"]: r["name"] for r in rows if not r["change"]}
     lines = ["| run | recipe | change | crops | PSNR - gray (dB) | SSIM | colourfulness / truth | vs control, paired "
-             "over photos: PSNR (dB), SSIM |",
+             "over photos (95% interval): PSNR (dB), SSIM |",
              "|---|---|---|---:|---:|---:|---:|---|"]
     for r in rows:
         change = ", ".join(f"{k}={v}" for k, v in r["change"].items()) or "(as published)"
@@ -108,8 +106,9 @@ def table(rows: list[dict], runs: Path | None = None) -> str:
                 and (runs / control / "per_photo.csv").exists():
             v = versus_control(pd.read_csv(runs / r["name"] / "per_photo.csv"),
                                pd.read_csv(runs / control / "per_photo.csv"))
-            paired = (f"{v['psnr']:+.2f} (p {v['psnr_p']:.2g}), {v['ssim']:+.3f} (p {v['ssim_p']:.2g}); "
-                      f"{v['photos']} photos")
+            (psnr, psnr_low, psnr_high), (ssim, ssim_low, ssim_high) = v["psnr"], v["ssim"]
+            paired = (f"{psnr:+.2f} [{psnr_low:+.2f}, {psnr_high:+.2f}], {ssim:+.3f} [{ssim_low:+.3f}, {ssim_high:+.3f}]"
+                      f"; {v['photos']} photos")
         lines.append(f"| {r['name']} | {r['recipe']} | {change} | {r['images_seen']:,} | {r['dpsnr']:+.2f} | "
                      f"{r['ssim']:.4f} | {r['cf_ratio']:.2f} | {paired} |")
     return "\n".join(lines)
