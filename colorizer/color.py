@@ -139,6 +139,11 @@ def xyz_to_luv(xyz: torch.Tensor) -> torch.Tensor:
     return torch.stack((lightness, 13 * lightness * (u_prime - u_white), 13 * lightness * (v_prime - v_white)), dim=-3)
 
 
+# the CIE 1976 u', v' of the 1931 2-degree spectral locus span u' 0.00-0.62 and v' 0.02-0.59 (rounded outwards)
+LOCUS_U_PRIME = (0.0, 0.63)
+LOCUS_V_PRIME = (0.01, 0.60)
+
+
 def luv_to_xyz(luv: torch.Tensor) -> torch.Tensor:
     """CIELUV (D65) -> CIE XYZ."""
     _check_image(luv, "luv")
@@ -149,9 +154,13 @@ def luv_to_xyz(luv: torch.Tensor) -> torch.Tensor:
     safe_l = torch.where(lightness.abs() < 1e-8, torch.ones_like(lightness), lightness)
     u_prime = torch.where(lightness.abs() < 1e-8, u_white, u / (13 * safe_l) + u_white)
     v_prime = torch.where(lightness.abs() < 1e-8, v_white, v / (13 * safe_l) + v_white)
-    safe_v = torch.where(v_prime.abs() < 1e-12, torch.full_like(v_prime, 1e-12), v_prime)
-    x = y * 9 * u_prime / (4 * safe_v)
-    z = y * (12 - 3 * u_prime - 20 * v_prime) / (4 * safe_v)
+    # Every real colour's chromaticity lies inside the spectral locus; outside it (a predicted u, v too large for a
+    # dark pixel's L) x / v' has a pole at v' = 0, where a tiny change flipped a near-black pixel between black and
+    # full red. Clamped into the locus's bounding box: real colours unchanged, no pole.
+    u_prime = u_prime.clamp(*LOCUS_U_PRIME)
+    v_prime = v_prime.clamp(*LOCUS_V_PRIME)
+    x = y * 9 * u_prime / (4 * v_prime)
+    z = y * (12 - 3 * u_prime - 20 * v_prime) / (4 * v_prime)
     return torch.stack((x, y, z), dim=-3)
 
 

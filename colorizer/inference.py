@@ -173,6 +173,7 @@ class Colorizer:
         self.label = self.name  # how tables and sheets name it (from_spec adds the decoding)
         self.label_outputs = label_outputs  # `save` marks files as machine-coloured (XMP DigitalSourceType)
         self.backend, self.precision = backend, precision
+        self.half_on_gpu = True  # fp16 autocast on CUDA until a model overflows it (_run_network)
         if backend == "onnx":
             self._use_onnx(precision)
 
@@ -205,9 +206,21 @@ class Colorizer:
         return colorizer
 
     def _autocast(self):
-        if self.device.type == "cuda":
+        if self.device.type == "cuda" and self.half_on_gpu:
             return torch.autocast("cuda", dtype=torch.float16)
         return contextlib.nullcontext()
+
+    def _run_network(self, compute):
+        """``compute()`` under fp16 autocast on a GPU; again in fp32 if fp16 overflowed. Activations of a network
+        without normalisation can pass fp16's 65504 (UCSD's VGG-16 on an H200: every colour NaN), so such a model
+        runs in fp32 on the GPU from then on."""
+        with self._autocast():
+            output = compute()
+        if self.device.type == "cuda" and self.half_on_gpu and not torch.isfinite(output).all():
+            log.warning("%s overflowed fp16 on the GPU; it runs in fp32 from now on", self.name)
+            self.half_on_gpu = False
+            output = compute()
+        return output
 
     def network_input(self, gray: np.ndarray, size: int | None = None) -> tuple[torch.Tensor, tuple[int, int]]:
         """Full-res gray (H, W), float in [0, 1] or uint8 -> (normalised L (1, 1, h, w) at the working size, (h, w))."""
@@ -234,12 +247,12 @@ class Colorizer:
                        temperature: float | None = None) -> tuple[torch.Tensor, tuple[int, int]]:
         """Full-res gray (H, W) -> (normalised chroma (2, hc, wc), network input shape)."""
         lightness, (net_h, net_w) = self.network_input(gray, size)
-        with self._autocast():
-            if hasattr(self.model, "predict_chroma"):
-                chroma = self.model.predict_chroma(lightness, temperature if temperature is not None else self.temperature,
-                                                   flip_average=self.flip_average)
-            else:
-                chroma = self.model(lightness)
+        if hasattr(self.model, "predict_chroma"):
+            chroma = self._run_network(lambda: self.model.predict_chroma(
+                lightness, temperature if temperature is not None else self.temperature,
+                flip_average=self.flip_average))
+        else:
+            chroma = self._run_network(lambda: self.model(lightness))
         return chroma[0].float(), (net_h, net_w)
 
     @torch.inference_mode()
@@ -247,8 +260,7 @@ class Colorizer:
                     saturation: float = 1.0) -> tuple[torch.Tensor, tuple[int, int]]:
         """An RGB head's own image (3, h, w) in [0, 1] at the working size, its chroma scaled by ``saturation``."""
         lightness, network_shape = self.network_input(gray, size)
-        with self._autocast():
-            rgb = self.model.predict_output(lightness, self.flip_average)[0].float().clamp(0, 1)
+        rgb = self._run_network(lambda: self.model.predict_output(lightness, self.flip_average))[0].float().clamp(0, 1)
         if saturation != 1.0:
             from colorizer.color import lab_to_rgb, rgb_to_lab
 

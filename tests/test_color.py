@@ -124,3 +124,17 @@ def test_lookup_table_merge_matches_lab_to_rgb_within_one_level():
     lab = torch.cat((color.gray_to_lightness(gray.double())[None], ab.double()))
     reference = (color.lab_to_rgb(lab) * 255).round().to(torch.int32).permute(1, 2, 0)
     assert (ours - reference).abs().max() <= 1
+
+
+def test_luv_to_rgb_is_continuous_for_dark_pixels_with_unreal_chroma():
+    """A model may predict u, v too large for a near-black pixel's L; where v' crosses zero, x = 9u'y / 4v' had a
+    pole, so the pixel flipped between black and full red (CPU against GPU: 255 levels apart)."""
+    from colorizer.color import luv_to_rgb
+
+    lightness = 1.0
+    v_at_pole = -13 * lightness * 0.4683  # v' = v / 13L + v'_white = 0 (v'_white of D65 is 0.4683)
+    v = torch.linspace(v_at_pole - 0.05, v_at_pole + 0.05, 201)
+    luv = torch.stack((torch.full_like(v, lightness), torch.full_like(v, 20.0), v))[:, None, :]  # (3, 1, 201)
+    rgb = luv_to_rgb(luv)[:, 0]  # (3, 201)
+    assert torch.isfinite(rgb).all()
+    assert (rgb[:, 1:] - rgb[:, :-1]).abs().max() < 0.02

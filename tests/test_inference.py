@@ -149,6 +149,21 @@ def test_unavailable_device_is_a_clear_error(tiny_weights):
         Colorizer.from_file(tiny_weights, device="cuda")
 
 
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_shipped_models_on_cuda_match_the_cpu(gradient_image):
+    """fp16 autocast on the GPU draws the CPU's picture to within rounding; a model whose activations overflow fp16
+    (UCSD's VGG-16 gave NaN everywhere on an H200) falls back to fp32 instead of failing."""
+    from colorizer.weights import shipped_weights
+
+    photo = gradient_image.convert("L").resize((160, 120))
+    names = sorted(shipped_weights())
+    assert names, "no shipped weights to compare"
+    for name in names:
+        cpu = np.asarray(Colorizer(name, device="cpu").colorize(photo), dtype=np.int16)
+        gpu = np.asarray(Colorizer(name, device="cuda").colorize(photo), dtype=np.int16)
+        assert np.abs(cpu - gpu).mean() < 0.5, name
+
+
 def test_working_shape_caps_panoramas():
     assert working_shape(3000, 4000, 256) == (256, 341)
     assert working_shape(100, 10000, 256) == (10, 1024)
