@@ -266,19 +266,25 @@ def _merge_tables() -> tuple[torch.Tensor, torch.Tensor, list]:
     return f_of_y.float(), to_srgb, xyz_to_linear_rgb_matrix().tolist()
 
 
+@functools.lru_cache(maxsize=None)
+def _merge_tables_on(device: torch.device) -> tuple[torch.Tensor, torch.Tensor, list]:
+    f_of_y, to_srgb, xyz_to_rgb = _merge_tables()
+    return f_of_y.to(device), to_srgb.to(device), xyz_to_rgb
+
+
 def gray_ab_to_srgb8(gray: torch.Tensor, ab: torch.Tensor) -> torch.Tensor:
     """Gray (H, W) in [0, 1] (its own L*) + ab (2, H, W) in Lab units -> uint8 sRGB (H, W, 3), clipped to the gamut.
 
-    The colorizer's full-resolution output step: not differentiable; CPU tensors; equal to ``lab_to_rgb`` of
-    (L*(gray), a, b) to within one 8-bit level."""
-    f_of_y, to_srgb, xyz_to_rgb = _merge_tables()
+    The colorizer's full-resolution output step: not differentiable; on the tensors' device; equal to ``lab_to_rgb``
+    of (L*(gray), a, b) to within one 8-bit level."""
+    f_of_y, to_srgb, xyz_to_rgb = _merge_tables_on(gray.device)
     fy = f_of_y[(gray * (LUT_SIZE - 1)).round_().long()]
     fx = fy + ab[0] / 500
     fz = fy - ab[1] / 200
     y = lab_f_inverse(fy)
     x = lab_f_inverse(fx).mul_(WHITE_D65[0])
     z = lab_f_inverse(fz).mul_(WHITE_D65[2])
-    out = torch.empty((*gray.shape, 3), dtype=torch.uint8)
+    out = torch.empty((*gray.shape, 3), dtype=torch.uint8, device=gray.device)
     for channel, (mx, my, mz) in enumerate(xyz_to_rgb):
         linear = (x * mx).add_(y, alpha=my).add_(z, alpha=mz).clamp_(0, 1)
         out[..., channel] = to_srgb[linear.mul_(LUT_SIZE - 1).round_().long()]

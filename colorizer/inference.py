@@ -25,6 +25,7 @@ log = logging.getLogger(__name__)
 
 DEFAULT_MODEL = "balanced"  # the shipped model used when none is named
 MERGE_ROWS = 256  # rows per chunk of the full-resolution merge: bounds memory on 50-megapixel photos
+GPU_MERGE_PIXELS = 1 << 24  # pixels per chunk of the merge on a GPU: ~1 GB of float intermediates, few launches
 
 
 def resolve_model(name: str | os.PathLike | None, weights_dir: str | os.PathLike = WEIGHTS_DIR,
@@ -69,40 +70,45 @@ def working_shape(height: int, width: int, size: int) -> tuple[int, int]:
 
 
 def merge_full_resolution(gray: np.ndarray, chroma: torch.Tensor, network_shape: tuple[int, int], stride: int,
-                          color_space: str, rows: int = MERGE_ROWS) -> np.ndarray:
+                          color_space: str, rows: int | None = None, device: str | torch.device = "cpu") -> np.ndarray:
     """Full-res gray (H, W), float in [0, 1] or uint8, + normalised chroma (2, hc, wc) of a network that saw
     ``network_shape`` at output stride ``stride`` -> uint8 RGB (H, W, 3). No full-size float copies: one fused pass
-    (Numba) for Lab, row chunks otherwise."""
+    (Numba) for Lab on the CPU, row chunks otherwise; on a CUDA ``device`` the chunks run there (the 8-bit gray goes
+    up, the 8-bit RGB comes back)."""
     height, width = gray.shape
     if not torch.isfinite(chroma).all():
         raise ValueError("the model returned non-finite colours (NaN or inf): its weights file is damaged or was "
                          "saved with statistics its precision cannot hold")
-    chroma = denormalize_chroma(chroma.float().cpu(), color_space)
+    device = torch.device(device)
+    on_cpu = device.type == "cpu"
+    rows = max(1, rows or (MERGE_ROWS if on_cpu else GPU_MERGE_PIXELS // width))
+    chroma = denormalize_chroma(chroma.float().to(device), color_space)
     source_h, source_w = chroma.shape[-2:]
     net_h, net_w = network_shape
-    column_weights = _linear_indices(width, net_w / width / stride, source_w, "cpu")
-    row_weights = _linear_indices(height, net_h / height / stride, source_h, "cpu")
-    if color_space == "lab" and fused_merge.available():
+    column_weights = _linear_indices(width, net_w / width / stride, source_w, device)
+    row_weights = _linear_indices(height, net_h / height / stride, source_h, device)
+    if on_cpu and color_space == "lab" and fused_merge.available():
         return fused_merge.lab_merge(gray, chroma, row_weights, column_weights)  # one compiled pass: 3-5x faster
     left, right, weight = column_weights
     widened = chroma[:, :, left] * (1 - weight) + chroma[:, :, right] * weight  # (2, hc, W)
     top, bottom, row_weight = row_weights
     out = np.empty((height, width, 3), dtype=np.uint8)
-    gray_tensor = torch.from_numpy(gray)
+    gray_tensor = torch.from_numpy(np.ascontiguousarray(gray))
 
-    for start in range(0, height, rows):  # threads over row chunks measured slower: the kernels already use both
+    for start in range(0, height, rows):  # threads over row chunks measured slower: the kernels use both cores
         stop = min(start + rows, height)
         w = row_weight[start:stop].view(1, -1, 1)
         ab = widened[:, top[start:stop]] * (1 - w) + widened[:, bottom[start:stop]] * w  # (2, rows, W)
-        gray_rows = gray_tensor[start:stop]
+        gray_rows = gray_tensor[start:stop].to(device)
         if gray_rows.dtype == torch.uint8:
             gray_rows = gray_rows.float() / 255  # per chunk: no full-size float copy of an 8-bit photo
         if color_space == "lab":
-            out[start:stop] = gray_ab_to_srgb8(gray_rows, ab).numpy()
+            rgb8 = gray_ab_to_srgb8(gray_rows, ab)
         else:
             lightness = gray_to_lightness(gray_rows)  # (rows, W)
             rgb = space_to_rgb(torch.cat((lightness[None], ab), dim=0), color_space)  # clipped into [0, 1]
-            out[start:stop] = (rgb * 255 + 0.5).to(torch.uint8).permute(1, 2, 0).numpy()
+            rgb8 = (rgb * 255 + 0.5).to(torch.uint8).permute(1, 2, 0)
+        out[start:stop] = rgb8.cpu().numpy()
     return out
 
 
@@ -297,7 +303,8 @@ class Colorizer:
             else:  # LUV chroma is not centred at zero in normalised units: scale the real u, v instead
                 from colorizer.color import normalize_chroma
                 chroma = normalize_chroma(denormalize_chroma(chroma, "luv") * factor, "luv")
-        rgb = merge_full_resolution(photo.levels, chroma, network_shape, stride, self.color_space)
+        rgb = merge_full_resolution(photo.levels, chroma, network_shape, stride, self.color_space,
+                                    device=self.device if self.device.type == "cuda" else "cpu")
         image = Image.fromarray(rgb, "RGB")
         if photo.alpha is not None:
             image.putalpha(Image.fromarray(photo.alpha, "L"))

@@ -164,6 +164,18 @@ def test_shipped_models_on_cuda_match_the_cpu(gradient_image):
         assert np.abs(cpu - gpu).mean() < 0.5, name
 
 
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+@pytest.mark.parametrize("color_space", ["lab", "luv"])
+def test_merge_on_cuda_matches_the_cpu_merge(color_space):
+    rng = np.random.default_rng(5)
+    levels = rng.integers(0, 256, (403, 517), dtype=np.uint8)
+    chroma = torch.from_numpy(rng.normal(0, 0.5, (2, 13, 21)).astype(np.float32))
+    cpu = merge_full_resolution(levels, chroma, (52, 81), 4, color_space).astype(int)
+    gpu = merge_full_resolution(levels, chroma, (52, 81), 4, color_space, rows=100, device="cuda").astype(int)
+    difference = np.abs(cpu - gpu)
+    assert difference.max() <= 1 and (difference > 0).mean() < 1e-2
+
+
 def test_working_shape_caps_panoramas():
     assert working_shape(3000, 4000, 256) == (256, 341)
     assert working_shape(100, 10000, 256) == (10, 1024)
