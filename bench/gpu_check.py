@@ -64,7 +64,7 @@ def main(argv: list[str] | None = None) -> int:
                     "cuda": torch.cuda.is_available()}
     if not torch.cuda.is_available():
         print("no CUDA device: nothing to check")
-        (out / "gpu_check.json").write_text(json.dumps(result, indent=2))
+        save(out, result)
         return 1
     result["gpu"] = torch.cuda.get_device_name(0)
     result["gpu_memory_gb"] = round(torch.cuda.get_device_properties(0).total_memory / 2 ** 30, 1)
@@ -127,7 +127,7 @@ def main(argv: list[str] | None = None) -> int:
     result["tests"] = {"returncode": tests.returncode, "tail": tests.stdout.strip().splitlines()[-3:]}
     print("tests", result["tests"], flush=True)
 
-    (out / "gpu_check.json").write_text(json.dumps(result, indent=2))
+    save(out, result)
     lines = [f"## GPU check, {result['date']}: {result['gpu']} ({result['gpu_memory_gb']} GB), torch {torch.__version__}",
              "", "| MP | CUDA s (fp16 autocast) | CPU s | speed-up | GPU peak MB |", "|---|---|---|---|---|"]
     lines += [f"| {r['megapixels']} | {r['cuda_s']} | {r['cpu_s']} | {r['speedup']} | {r['cuda_peak_memory_mb']} |"

@@ -211,18 +211,14 @@ class Colorizer:
         colorizer.label += f"@{decoding}" if decoding else ""
         return colorizer
 
-    def _autocast(self):
-        if self.device.type == "cuda" and self.half_on_gpu:
-            return torch.autocast("cuda", dtype=torch.float16)
-        return contextlib.nullcontext()
-
     def _run_network(self, compute):
         """``compute()`` under fp16 autocast on a GPU; again in fp32 if fp16 overflowed. Activations of a network
         without normalisation can pass fp16's 65504 (UCSD's VGG-16 on an H200: every colour NaN), so such a model
         runs in fp32 on the GPU from then on."""
-        with self._autocast():
+        half = self.device.type == "cuda" and self.half_on_gpu
+        with torch.autocast("cuda", dtype=torch.float16) if half else contextlib.nullcontext():
             output = compute()
-        if self.device.type == "cuda" and self.half_on_gpu and not torch.isfinite(output).all():
+        if half and not torch.isfinite(output).all():
             log.warning("%s overflowed fp16 on the GPU; it runs in fp32 from now on", self.name)
             self.half_on_gpu = False
             output = compute()
