@@ -1,7 +1,8 @@
 """The source papers' ablations as recipes with one switch changed, trained and evaluated beside their recipe.
 
-Each ablation is a recipe plus a ``--model-config`` change (merged into the recipe's config, the rest as published):
-DeepColor's skip-connection finding on its RGB recipes, and UCSD's two switches. Each row (and the unchanged
+Each ablation is a recipe plus a ``--model-config`` change (merged into the recipe's config, the rest as published) or
+a training option set by its flag: DeepColor's skip-connection finding on its RGB recipes, UCSD's two switches, and
+OrGANic's pretrained cGAN with the label smoothing that separates it from ``organic-cgan``. Each row (and the unchanged
 recipe's, trained the same way, as its control) is trained to the recipe's budget or ``--budget-images``,
 resumably, the checkpoint its recipe ships (last, or best validation loss) evaluated on ``--val``; rows are kept in
 RUNS/<name>/metrics.json (per photo in RUNS/<name>/per_photo.csv), so an interrupted sweep picks up where it stopped,
@@ -36,8 +37,13 @@ from colorizer.recipes import get_recipe
 class Ablation:
     name: str
     recipe: str
-    change: dict = field(default_factory=dict)  # merged into the recipe's model config; {} is the control
+    change: dict = field(default_factory=dict)  # merged into the recipe's model config
     question: str = ""
+    training: dict = field(default_factory=dict)  # TrainConfig fields set by their CLI flags, e.g. gan_real_label
+
+    @property
+    def is_control(self) -> bool:
+        return not self.change and not self.training
 
 
 ABLATIONS = [
@@ -53,6 +59,11 @@ ABLATIONS = [
     Ablation("ucsd-vgg16", "ucsd-vgg16", {}, "UCSD as published: transpose convs, sigmoid"),
     Ablation("ucsd-vgg16-bilinear", "ucsd-vgg16", {"upsample": "bilinear"}, "bilinear upsampling (ablation 2)"),
     Ablation("ucsd-vgg16-relu", "ucsd-vgg16", {"last_activation": "relu"}, "a last ReLU (ablation 1)"),
+    # OrGANic (004): pretraining the generator on L1 helped in the paper; here it did worse than organic-cgan, which
+    # also differs in its one-sided label smoothing (0.9). The pretrained recipe with that smoothing separates the two.
+    Ablation("organic-cgan-pretrained", "organic-cgan-pretrained", {}, "OrGANic's pretrained cGAN as published"),
+    Ablation("organic-cgan-pretrained-smoothed", "organic-cgan-pretrained", {},
+             "the same with organic-cgan's label smoothing 0.9", training={"gan_real_label": 0.9}),
 ]
 
 
@@ -61,6 +72,8 @@ def train_command(ablation: Ablation, run: Path, args) -> list[str]:
                "--out", str(run), "--cache-dir", args.cache_dir, "--resume", "--no-progress"]
     if ablation.change:
         command += ["--model-config", json.dumps(ablation.change)]
+    for option, value in ablation.training.items():
+        command += [f"--{option.replace('_', '-')}", str(value)]
     if args.budget_images:
         command += ["--budget-images", str(args.budget_images)]
     return command
@@ -77,7 +90,7 @@ def evaluate(ablation: Ablation, run: Path, val: str, out: Path) -> dict:
     evaluation, _ = evaluate_folder(Colorizer.from_file(weights, device="cpu"), val, progress=False)
     evaluation.per_photo.to_csv(out / "per_photo.csv", index=False)
     model, gray = evaluation.summary.loc["model"], evaluation.summary.loc["gray"]
-    return {"name": ablation.name, "recipe": ablation.recipe, "change": ablation.change,
+    return {"name": ablation.name, "recipe": ablation.recipe, "change": {**ablation.change, **ablation.training},
             "question": ablation.question, "images_seen": info.training["images_seen"],
             "minutes": info.training["minutes"], "dpsnr": round(model.psnr - gray.psnr, 3),
             "ssim": round(model.ssim, 4), "cf_ratio": round(model.cf_ratio, 3), "val_photos": len(evaluation.per_photo)}
@@ -117,7 +130,7 @@ def table(rows: list[dict], runs: Path | None = None) -> str:
 def finished_control(ablation: Ablation, controls: Path | None, budget_images: int | None) -> Path | None:
     """The queue's finished run of an unchanged recipe, when it can stand in for this control: same recipe, same
     budget (the recipe's own; a ``--budget-images`` sweep trains its controls at that budget)."""
-    if ablation.change or controls is None or budget_images is not None:
+    if not ablation.is_control or controls is None or budget_images is not None:
         return None
     run = controls / ablation.recipe
     return run if (run / "done.json").exists() else None

@@ -346,7 +346,11 @@ def test_every_ablation_is_a_recipe_with_one_switch_that_builds():
     ablations = load_script("ablations")
     args = SimpleNamespace(data="d", cache_dir="c", budget_images=None)
     for ablation in ablations.ABLATIONS:
-        config = recipes.train_config(ablation.recipe, data="d", out="o", model_config=dict(ablation.change))
+        config = recipes.train_config(ablation.recipe, data="d", out="o", model_config=dict(ablation.change),
+                                      **ablation.training)
+        assert len(ablation.change) + len(ablation.training) <= 1  # one switch, or the control
+        for option, value in ablation.training.items():
+            assert getattr(config, option) == value != getattr(recipes.train_config(ablation.recipe, "d", "o"), option)
         model_config = {**config.model_config, "pretrained": False} if "pretrained" in \
             models.get_entry(config.model).config_class.__dataclass_fields__ else dict(config.model_config)
         model = models.create(config.model, **model_config)
@@ -357,6 +361,8 @@ def test_every_ablation_is_a_recipe_with_one_switch_that_builds():
         assert command[command.index("--recipe") + 1] == ablation.recipe
         if ablation.change:
             assert json.loads(command[command.index("--model-config") + 1]) == ablation.change
+        for option, value in ablation.training.items():
+            assert command[command.index("--" + option.replace("_", "-")) + 1] == str(value)
 
 
 def test_ablation_controls_reuse_only_a_finished_queue_run_at_the_recipes_budget(tmp_path):
@@ -370,6 +376,10 @@ def test_ablation_controls_reuse_only_a_finished_queue_run_at_the_recipes_budget
     assert ablations.finished_control(control, tmp_path, None) == tmp_path / "deepcolor-unet-rgb"
     assert ablations.finished_control(control, tmp_path, 20000) is None  # another budget: trained as a control
     assert ablations.finished_control(changed, tmp_path, None) is None
+    smoothed = next(a for a in ablations.ABLATIONS if a.training)  # a training option changed: never the control
+    (tmp_path / smoothed.recipe).mkdir()
+    (tmp_path / smoothed.recipe / "done.json").write_text("{}")
+    assert ablations.finished_control(smoothed, tmp_path, None) is None
     assert ablations.finished_control(control, None, None) is None
 
 
