@@ -61,6 +61,38 @@ def correlations(rows: dict, gray: dict) -> dict:
     return result
 
 
+def _group(name: str) -> tuple[str, str]:
+    """(legend label, marker) of a point: the project's own models, or a source paper's system by its output."""
+    from colorizer.recipes import RECIPES
+
+    recipe = RECIPES.get(name.removesuffix("-l1phase"))
+    if name == "gray":
+        return "gray (no colour)", "o"
+    if recipe is None:
+        return "the project's own models", "D"
+    if recipe.model_config.get("head") == "rgb":
+        return "a paper's system, RGB output", "s"
+    return "a paper's system, ab over the photo's lightness", "o"
+
+
+def _unclutter(axis, texts, steps: int = 60) -> None:
+    """Nudge overlapping labels apart vertically (display space), so that dense clusters stay readable."""
+    renderer = axis.figure.canvas.get_renderer()
+    for _ in range(steps):
+        moved = False
+        boxes = [t.get_window_extent(renderer) for t in texts]
+        for i in range(len(texts)):
+            for j in range(i):
+                if boxes[i].overlaps(boxes[j]):
+                    lower, upper = (i, j) if boxes[i].y0 <= boxes[j].y0 else (j, i)
+                    for index, step in ((lower, -2), (upper, 2)):
+                        x, y = texts[index].get_position()
+                        texts[index].set_position((x, y + step))
+                    moved = True
+        if not moved:
+            return
+
+
 def plot(rows: dict, gray: dict, path: Path) -> None:
     import matplotlib
 
@@ -68,17 +100,36 @@ def plot(rows: dict, gray: dict, path: Path) -> None:
     import matplotlib.pyplot as plt
 
     points = {**rows, "gray": gray}
-    figure, axes = plt.subplots(1, 2, figsize=(11, 4.2))
-    for axis, metric, label in ((axes[0], "mse", "MSE (RGB in [0, 1]), lower is 'better'"),
-                                (axes[1], "ssim", "SSIM, higher is 'better'")):
+    colours = {"gray (no colour)": "0.5", "the project's own models": "C2",
+               "a paper's system, ab over the photo's lightness": "C0", "a paper's system, RGB output": "C3"}
+    figure, axes = plt.subplots(1, 3, figsize=(16, 5.2))
+    panels = ((axes[0], "mse", "MSE (RGB in [0, 1]), lower is 'better'", None),
+              (axes[1], "ssim", "SSIM, higher is 'better'", None),
+              (axes[2], "ssim", "SSIM, the top of the middle panel", 0.88))
+    labels = []
+    for axis, metric, label, floor in panels:
+        texts, seen = [], set()
         for name, r in points.items():
-            axis.scatter(r["cf_ratio"], r[metric], color="0.5" if name == "gray" else "C0")
-            axis.annotate(name, (r["cf_ratio"], r[metric]), fontsize=7, xytext=(3, 3), textcoords="offset points")
+            if floor is not None and r[metric] < floor:
+                continue
+            group, marker = _group(name)
+            axis.scatter(r["cf_ratio"], r[metric], color=colours[group], marker=marker,
+                         label=None if group in seen else group)
+            seen.add(group)
+            if floor is None and metric == "ssim" and r[metric] >= 0.88:
+                continue  # labelled in the zoomed panel
+            texts.append(axis.annotate(name, (r["cf_ratio"], r[metric]), fontsize=7, xytext=(4, 2),
+                                       textcoords="offset points"))
         axis.set_xlabel("colourfulness / ground truth's")
         axis.set_ylabel(label)
         axis.grid(alpha=0.3)
-    figure.suptitle("Every shipped model on the same validation photos: does colour cost MSE and SSIM?")
-    figure.tight_layout()
+        labels.append((axis, texts))
+    figure.legend(*axes[0].get_legend_handles_labels(), loc="lower center", ncol=4, fontsize=8, frameon=False)
+    figure.suptitle("The shipped models and the papers' systems on the same validation photos: does colour cost MSE "
+                    "and SSIM?")
+    figure.tight_layout(rect=(0, 0.05, 1, 1))
+    for axis, texts in labels:
+        _unclutter(axis, texts)
     figure.savefig(path, dpi=110)
 
 

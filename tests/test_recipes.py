@@ -523,3 +523,17 @@ def test_metrics_against_colour_ranks_models_and_caches_by_weights(tmp_path):
     before = script.fingerprint(preset)
     weights.write_bytes(b"two")
     assert script.fingerprint(preset) != before
+
+
+def test_metrics_against_colour_plot_groups_points_by_kind(tmp_path):
+    """The plot tells the project's own models from the papers' systems, and RGB output from ab output."""
+    script = load_script("metrics_vs_colour")
+    assert script._group("balanced")[0] == "the project's own models"
+    assert script._group("deepcolor-unet")[0] == "a paper's system, ab over the photo's lightness"
+    assert script._group("deepcolor-unet-rgb")[0] == "a paper's system, RGB output"
+    assert script._group("organic-cgan-pretrained-l1phase")[0] == "a paper's system, ab over the photo's lightness"
+    assert script._group("gray")[0] == "gray (no colour)"
+    point = {"mse": 0.011, "ssim": 0.91, "psnr": 20.8, "ciede2000": 12.5, "cf_ratio": 0.3}
+    rows = {"balanced": point, "deepcolor-unet-rgb": {**point, "ssim": 0.6}, "brown-vgg19": {**point, "cf_ratio": 0.31}}
+    script.plot(rows, {**point, "cf_ratio": 0.0}, tmp_path / "plot.png")
+    assert (tmp_path / "plot.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
