@@ -187,6 +187,15 @@ def list_recipes() -> list[str]:
     return list(RECIPES)
 
 
+# A paper's reported error (its key in ``Recipe.reported``) -> the evaluation column measuring it as that paper
+# defines it, and the row label.
+PAPER_ERRORS = {
+    "MSE": ("mse", "MSE (RGB in [0, 1])"),
+    "val_MSE_ab": ("mse_ab", "MSE over a and b (Lab units; Brown's Keras `mse`)"),
+    "test_huber": ("huber_uv", "Huber loss over u and v in [0, 1] (UCSD's test loss)"),
+}
+
+
 def get_recipe(name: str) -> Recipe:
     try:
         return RECIPES[name]

@@ -8,13 +8,16 @@ resumably, the checkpoint its recipe ships (last, or best validation loss) evalu
 RUNS/<name>/metrics.json (per photo in RUNS/<name>/per_photo.csv), so an interrupted sweep picks up where it stopped,
 and the table goes to RUNS/table.md. Each changed row is set beside its control photo by photo: the mean difference
 in PSNR and SSIM with the paired 95% interval over the validation photos that `colorizer compare` uses. That interval
-speaks to photos, not to training runs: each row is one run, so run-to-run variation is not in it.
+speaks to photos, not to training runs: each row is one run, so run-to-run variation is not in it. Each row also
+shows the error its paper reports (UCSD's Huber loss over u and v, Brown's MSE over ab, else RGB MSE), measured over
+the same photos, beside the paper's own value for that row where it reported one; ``--table`` rebuilds the table from
+the rows already evaluated without training anything.
 Weights are not shipped. ``--controls DIR``: a control whose recipe has already finished in DIR (the training queue's
 runs, same recipe and budget) is evaluated there instead of trained again.
 
 Usage: PYTHONPATH=. python scripts/ablations.py --data ../shared/data/train --val ../shared/data/val \
            --runs /root/runs/ablations --cache-dir /root/runs/recipes/cache [--controls /root/runs/recipes] \
-           [--budget-images 20000] [--only NAME ...]
+           [--budget-images 20000] [--only NAME ...] [--table]
 """
 
 from __future__ import annotations
@@ -30,7 +33,7 @@ from pathlib import Path
 import pandas as pd
 
 from colorizer.compare import mean_difference_interval
-from colorizer.recipes import get_recipe
+from colorizer.recipes import PAPER_ERRORS, get_recipe
 
 
 @dataclass(frozen=True)
@@ -40,6 +43,7 @@ class Ablation:
     change: dict = field(default_factory=dict)  # merged into the recipe's model config
     question: str = ""
     training: dict = field(default_factory=dict)  # TrainConfig fields set by their CLI flags, e.g. gan_real_label
+    paper: dict = field(default_factory=dict)  # what the paper reported for this row (its Recipe.reported keys)
 
     @property
     def is_control(self) -> bool:
@@ -57,8 +61,10 @@ ABLATIONS = [
     Ablation("deepcolor-mobilenet-rgb-skips", "deepcolor-mobilenet-rgb", {"skips": True}, "the MobileNet with skips"),
     # UCSD (001): transpose-conv upsampling and a last sigmoid were its best; bilinear (Hwang & Zhou) and ReLU worse
     Ablation("ucsd-vgg16", "ucsd-vgg16", {}, "UCSD as published: transpose convs, sigmoid"),
-    Ablation("ucsd-vgg16-bilinear", "ucsd-vgg16", {"upsample": "bilinear"}, "bilinear upsampling (ablation 2)"),
-    Ablation("ucsd-vgg16-relu", "ucsd-vgg16", {"last_activation": "relu"}, "a last ReLU (ablation 1)"),
+    Ablation("ucsd-vgg16-bilinear", "ucsd-vgg16", {"upsample": "bilinear"}, "bilinear upsampling (ablation 2)",
+             paper={"test_huber": 0.001934}),
+    Ablation("ucsd-vgg16-relu", "ucsd-vgg16", {"last_activation": "relu"}, "a last ReLU (ablation 1)",
+             paper={"test_huber": 0.003386}),
     # OrGANic (004): pretraining the generator on L1 helped in the paper; here it did worse than organic-cgan, which
     # also differs in its one-sided label smoothing (0.9). The pretrained recipe with that smoothing separates the two.
     Ablation("organic-cgan-pretrained", "organic-cgan-pretrained", {}, "OrGANic's pretrained cGAN as published"),
@@ -96,34 +102,57 @@ def evaluate(ablation: Ablation, run: Path, val: str, out: Path) -> dict:
             "ssim": round(model.ssim, 4), "cf_ratio": round(model.cf_ratio, 3), "val_photos": len(evaluation.per_photo)}
 
 
-def versus_control(per_photo: pd.DataFrame, control: pd.DataFrame) -> dict:
-    """Mean change in PSNR and SSIM from the control, photo by photo: (estimate, low, high) of the paired 95%
+def versus_control(per_photo: pd.DataFrame, control: pd.DataFrame, metrics=("psnr", "ssim")) -> dict:
+    """Mean change in each metric from the control, photo by photo: (estimate, low, high) of the paired 95%
     interval for each."""
     paired = per_photo.merge(control, on="photo", suffixes=("", "_control"))
     return {"photos": len(paired), **{metric: mean_difference_interval(paired[f"{metric}_control"].to_numpy(),
                                                                           paired[metric].to_numpy())
-                                      for metric in ("psnr", "ssim")}}
+                                      for metric in metrics}}
+
+
+def paper_error(recipe: str) -> tuple[str, str] | None:
+    """(the paper's key, our per-photo column) of the error a recipe's paper reports, measured its way."""
+    reported = get_recipe(recipe).reported
+    for key in ("test_huber", "val_MSE_ab", "MSE"):
+        if key in reported:
+            return key, PAPER_ERRORS[key][0]
+    return None
+
+
+def _interval(estimate: float, low: float, high: float, digits: str) -> str:
+    return f"{estimate:+{digits}} [{low:+{digits}}, {high:+{digits}}]"
 
 
 def table(rows: list[dict], runs: Path | None = None) -> str:
-    """The Markdown table; with ``runs``, changed rows also read against their control's per-photo metrics."""
+    """The Markdown table; with ``runs``, each row's paper error from its per-photo metrics, and changed rows read
+    against their control photo by photo."""
     controls = {r["recipe"]: r["name"] for r in rows if not r["change"]}
-    lines = ["| run | recipe | change | crops | PSNR - gray (dB) | SSIM | colourfulness / truth | vs control, paired "
-             "over photos (95% interval): PSNR (dB), SSIM |",
-             "|---|---|---|---:|---:|---:|---:|---|"]
+    papers = {a.name: a.paper for a in ABLATIONS}
+    lines = ["| run | recipe | change | crops | PSNR - gray (dB) | SSIM | colourfulness / truth | the paper's error: "
+             "ours (the paper's) | vs control, paired over photos (95% interval): PSNR (dB), SSIM, the paper's error |",
+             "|---|---|---|---:|---:|---:|---:|---|---|"]
     for r in rows:
         change = ", ".join(f"{k}={v}" for k, v in r["change"].items()) or "(as published)"
+        per_photo = runs / r["name"] / "per_photo.csv" if runs is not None else None
+        error = paper_error(r["recipe"])
+        ours = ""
+        if error and per_photo is not None and per_photo.exists():
+            key, column = error
+            reported = (papers.get(r["name"]) or {}) if r["change"] else get_recipe(r["recipe"]).reported
+            ours = f"{key} {pd.read_csv(per_photo)[column].mean():.4g} ({reported.get(key, 'not reported')})"
         paired = ""
         control = controls.get(r["recipe"])
-        if r["change"] and control and runs is not None and (runs / r["name"] / "per_photo.csv").exists() \
+        if r["change"] and control and per_photo is not None and per_photo.exists() \
                 and (runs / control / "per_photo.csv").exists():
-            v = versus_control(pd.read_csv(runs / r["name"] / "per_photo.csv"),
-                               pd.read_csv(runs / control / "per_photo.csv"))
-            (psnr, psnr_low, psnr_high), (ssim, ssim_low, ssim_high) = v["psnr"], v["ssim"]
-            paired = (f"{psnr:+.2f} [{psnr_low:+.2f}, {psnr_high:+.2f}], {ssim:+.3f} [{ssim_low:+.3f}, {ssim_high:+.3f}]"
-                      f"; {v['photos']} photos")
+            metrics = ("psnr", "ssim") + ((error[1],) if error else ())
+            v = versus_control(pd.read_csv(per_photo), pd.read_csv(runs / control / "per_photo.csv"), metrics)
+            parts = [_interval(*v["psnr"], ".2f"), _interval(*v["ssim"], ".3f")]
+            if error:
+                parts.append(_interval(*v[error[1]], ".3g"))
+            paired = ", ".join(parts) + f"; {v['photos']} photos"
         lines.append(f"| {r['name']} | {r['recipe']} | {change} | {r['images_seen']:,} | {r['dpsnr']:+.2f} | "
-                     f"{r['ssim']:.4f} | {r['cf_ratio']:.2f} | {paired} |")
+                     f"{r['ssim']:.4f} | {r['cf_ratio']:.2f} | {ours} | {paired} |")
     return "\n".join(lines)
 
 
@@ -144,6 +173,8 @@ def main() -> None:
     parser.add_argument("--cache-dir", required=True)
     parser.add_argument("--budget-images", type=int, default=None, help="crops per run (default: the recipe's)")
     parser.add_argument("--only", nargs="*", default=None)
+    parser.add_argument("--table", action="store_true",
+                        help="only rebuild RUNS/table.md from the rows already evaluated (trains nothing)")
     parser.add_argument("--controls", type=Path, default=None,
                         help="the training queue's runs: finished unchanged recipes there are not trained again")
     args = parser.parse_args()
@@ -156,6 +187,10 @@ def main() -> None:
         get_recipe(ablation.recipe)  # an unknown recipe fails before hours of training
         run = runs / ablation.name
         metrics_path = run / "metrics.json"
+        if args.table:
+            if metrics_path.exists():
+                rows.append(json.loads(metrics_path.read_text()))
+            continue
         run.mkdir(exist_ok=True)
         if not metrics_path.exists() or not (run / "per_photo.csv").exists():
             reused = finished_control(ablation, args.controls, args.budget_images)

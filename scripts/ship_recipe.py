@@ -27,21 +27,12 @@ from colorizer import Colorizer  # noqa: E402
 from colorizer.data import list_images, named_held_out  # noqa: E402
 from colorizer.evaluate import evaluate_folder, format_summary, per_source  # noqa: E402
 from colorizer.inference import RGB_MAX_SHORT_SIDE  # noqa: E402
-from colorizer.recipes import get_recipe  # noqa: E402
+from colorizer.recipes import PAPER_ERRORS, get_recipe  # noqa: E402
 from colorizer.weights import DECODING_FIELDS, WEIGHTS_DIR, load_weights, read_info, save_weights  # noqa: E402
 
 TERMS = ("Trained on `../shared/data/train` (ImageNet sample images, BSDS500, NIPS 2017 dev photos from Flickr, OSIE "
          "stimuli): research and non-commercial use only, as those photos' terms require; these weights inherit them.")
 MAX_INT8_LOSS_DB = 0.05
-# A paper's reported error (its key in ``Recipe.reported``) -> the evaluation column measuring it as that paper
-# defines it, and the row label.
-PAPER_ERRORS = {
-    "MSE": ("mse", "MSE (RGB in [0, 1])"),
-    "val_MSE_ab": ("mse_ab", "MSE over a and b (Lab units; Brown's Keras `mse`)"),
-    "test_huber": ("huber_uv", "Huber loss over u and v in [0, 1] (UCSD's test loss)"),
-}
-
-
 def drawn_at(colorizer: Colorizer) -> str:
     """The size the network saw: an RGB head draws each photo at its own size (Colorizer.rgb_size)."""
     if getattr(colorizer.model.config, "head", None) == "rgb" and not colorizer.size_given:

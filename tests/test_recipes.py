@@ -385,24 +385,29 @@ def test_ablation_controls_reuse_only_a_finished_queue_run_at_the_recipes_budget
 
 def test_ablation_rows_read_against_their_control_photo_by_photo(tmp_path):
     """A changed row gains the mean paired change from its control with its 95% interval; a consistent 1 dB loss
-    over 20 photos excludes zero, the control's own row has no comparison, and photos missing from one side drop out."""
+    over 20 photos excludes zero, the control's own row has no comparison, and photos missing from one side drop out.
+    Each row also shows the error its paper reports, measured over the same photos, beside the paper's value."""
     import pandas as pd
 
     ablations = load_script("ablations")
     photos = [f"p{i}.jpg" for i in range(20)]
-    control = pd.DataFrame({"photo": photos, "psnr": [20.0 + i for i in range(20)], "ssim": [0.8] * 20})
-    changed = control.assign(psnr=control.psnr - 1 - 0.01 * control.index, ssim=0.7 + 0.001 * control.index)
+    control = pd.DataFrame({"photo": photos, "psnr": [20.0 + i for i in range(20)], "ssim": [0.8] * 20,
+                            "huber_uv": [0.002] * 20})
+    changed = control.assign(psnr=control.psnr - 1 - 0.01 * control.index, ssim=0.7 + 0.001 * control.index,
+                             huber_uv=0.003 + 0.0001 * control.index)
     compared = ablations.versus_control(changed.iloc[:18], control)
     assert compared["photos"] == 18 and compared["psnr"][0] == pytest.approx(-1.085) and compared["psnr"][2] < 0
     assert compared["ssim"][0] < 0 and compared["ssim"][2] < 0
-    for name, frame in (("deepcolor-unet-rgb", control), ("deepcolor-unet-rgb-noskips", changed)):
+    for name, frame in (("ucsd-vgg16", control), ("ucsd-vgg16-relu", changed)):
         (tmp_path / name).mkdir()
         frame.to_csv(tmp_path / name / "per_photo.csv", index=False)
-    row = {"recipe": "deepcolor-unet-rgb", "images_seen": 1280, "dpsnr": -1.0, "ssim": 0.75, "cf_ratio": 0.4}
-    text = ablations.table([{**row, "name": "deepcolor-unet-rgb", "change": {}},
-                            {**row, "name": "deepcolor-unet-rgb-noskips", "change": {"skips": False}}], tmp_path)
+    row = {"recipe": "ucsd-vgg16", "images_seen": 1280, "dpsnr": -1.0, "ssim": 0.75, "cf_ratio": 0.4}
+    text = ablations.table([{**row, "name": "ucsd-vgg16", "change": {}},
+                            {**row, "name": "ucsd-vgg16-relu", "change": {"last_activation": "relu"}}], tmp_path)
     control_line, changed_line = text.splitlines()[2:]
-    assert control_line.endswith("| 0.40 |  |") and "-1.09 [" in changed_line and "20 photos" in changed_line
+    assert control_line.endswith("| 0.40 | test_huber 0.002 (0.001849) |  |")
+    assert "| test_huber 0.00395 (0.003386) |" in changed_line  # the paper's number for its ReLU row
+    assert "-1.09 [" in changed_line and "+0.00195 [" in changed_line and "20 photos" in changed_line
 
 
 def test_shipped_records_hold_no_absolute_paths():
