@@ -247,9 +247,10 @@ def _run_models(args) -> int:
             print("  none")
     trained = {info.architecture for info in infos.values()}
     print("architectures:")
+    width = max(map(len, models.list_models(None)))
     for name in models.list_models(None):
         entry = models.get_entry(name)
-        print(f"  {name:18} {'weights' if name in trained else 'no weights':10} {entry.kind:13} {entry.source}")
+        print(f"  {name:{width}} {'weights' if name in trained else 'no weights':10} {entry.kind:13} {entry.source}")
     return 0
 
 
