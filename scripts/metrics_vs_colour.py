@@ -29,6 +29,7 @@ from colorizer.evaluate import evaluate_folder  # noqa: E402
 from colorizer.weights import fingerprint, shipped_weights  # noqa: E402
 
 COLUMNS = ("mse", "ssim", "psnr", "ciede2000", "cf_ratio")
+SSIM_ZOOM_FLOOR = 0.88  # the plot's third panel enlarges SSIM above this, where most models crowd
 
 
 def summary_of(name: str, path: Path, val: str, cache: Path) -> dict:
@@ -105,7 +106,7 @@ def plot(rows: dict, gray: dict, path: Path) -> None:
     figure, axes = plt.subplots(1, 3, figsize=(16, 5.2))
     panels = ((axes[0], "mse", "MSE (RGB in [0, 1]), lower is 'better'", None),
               (axes[1], "ssim", "SSIM, higher is 'better'", None),
-              (axes[2], "ssim", "SSIM, the top of the middle panel", 0.88))
+              (axes[2], "ssim", "SSIM, the top of the middle panel", SSIM_ZOOM_FLOOR))
     labels = []
     for axis, metric, label, floor in panels:
         texts, seen = [], set()
@@ -116,7 +117,7 @@ def plot(rows: dict, gray: dict, path: Path) -> None:
             axis.scatter(r["cf_ratio"], r[metric], color=colours[group], marker=marker,
                          label=None if group in seen else group)
             seen.add(group)
-            if floor is None and metric == "ssim" and r[metric] >= 0.88:
+            if floor is None and metric == "ssim" and r[metric] >= SSIM_ZOOM_FLOOR:
                 continue  # labelled in the zoomed panel
             texts.append(axis.annotate(name, (r["cf_ratio"], r[metric]), fontsize=7, xytext=(4, 2),
                                        textcoords="offset points"))
