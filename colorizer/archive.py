@@ -19,6 +19,8 @@ import hashlib
 import os
 import sqlite3
 import time
+from collections import deque
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, as_completed, wait
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable, Iterator, Optional
@@ -202,8 +204,28 @@ def _partial_path(target: Path) -> Path:
     return target.with_name(f".{target.name}.partial-{os.getpid()}")
 
 
-def colorize_item(colorizer, item: ArchiveItem, out: Path, format: str = "png", quality: int = 95) -> Outcome:
-    """Colorizes one input into ``out / item.output`` (see the module docstring); never raises for a bad input."""
+@dataclass
+class _Read:
+    """An input read and decoded, waiting for the network."""
+
+    item: ArchiveItem
+    target: Path
+    image: Image.Image
+    source: SourceMetadata
+    size: int
+    mtime_ns: int
+    sha256: str
+    started: float
+
+
+def _failed(item: ArchiveItem, error: Exception, started: float, size: int = 0, mtime_ns: int = 0,
+            sha256: str = "") -> Outcome:
+    return Outcome(item.relpath, "failed", size, mtime_ns, sha256, reason=str(error) or type(error).__name__,
+                   seconds=time.perf_counter() - started)
+
+
+def _read(colorizer, item: ArchiveItem, out: Path) -> _Read | Outcome:
+    """Hashes and decodes one input; an Outcome instead when it fails or its output is already there, whole."""
     from colorizer.imageio import InvalidImageError, open_image
 
     started = time.perf_counter()
@@ -222,19 +244,94 @@ def colorize_item(colorizer, item: ArchiveItem, out: Path, format: str = "png", 
                     and label.get("colorizer:WeightsSHA256") == (colorizer.weights_sha256 or "")):
                 return Outcome(item.relpath, "adopted", size, mtime_ns, sha256, seconds=time.perf_counter() - started)
         image = open_image(item.path, colorizer.max_pixels)
-        source = SourceMetadata.of(image)
-        result = colorizer.colorize(image)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        partial = _partial_path(target)
-        colorizer.save(result, partial, format=format, source=source, source_sha256=sha256, quality=quality,
-                       compress_level=3)
+        return _Read(item, target, image, SourceMetadata.of(image), size, mtime_ns, sha256, started)
+    except (InvalidImageError, OSError, ValueError) as error:
+        return _failed(item, error, started, size, mtime_ns, sha256)
+
+
+def _colorize(colorizer, read: _Read) -> Image.Image | Outcome:
+    try:
+        return colorizer.colorize(read.image)
+    except (OSError, ValueError) as error:
+        return _failed(read.item, error, read.started, read.size, read.mtime_ns, read.sha256)
+
+
+def _write(colorizer, read: _Read, result: Image.Image, format: str, quality: int) -> Outcome:
+    """Writes ``.NAME.partial-PID``, syncs it and renames it into place, so an output is either absent or whole."""
+    try:
+        read.target.parent.mkdir(parents=True, exist_ok=True)
+        partial = _partial_path(read.target)
+        colorizer.save(result, partial, format=format, source=read.source, source_sha256=read.sha256,
+                       quality=quality, compress_level=3)
         with open(partial, "rb+") as handle:  # on disk before it takes the final name
             os.fsync(handle.fileno())
-        os.replace(partial, target)
-    except (InvalidImageError, OSError, ValueError) as error:
-        return Outcome(item.relpath, "failed", size, mtime_ns, sha256, reason=str(error) or type(error).__name__,
-                       seconds=time.perf_counter() - started)
-    return Outcome(item.relpath, "done", size, mtime_ns, sha256, seconds=time.perf_counter() - started)
+        os.replace(partial, read.target)
+    except (OSError, ValueError) as error:
+        return _failed(read.item, error, read.started, read.size, read.mtime_ns, read.sha256)
+    return Outcome(read.item.relpath, "done", read.size, read.mtime_ns, read.sha256,
+                   seconds=time.perf_counter() - read.started)
+
+
+def colorize_item(colorizer, item: ArchiveItem, out: Path, format: str = "png", quality: int = 95) -> Outcome:
+    """Colorizes one input into ``out / item.output`` (see the module docstring); never raises for a bad input."""
+    read = _read(colorizer, item, out)
+    if isinstance(read, Outcome):
+        return read
+    result = _colorize(colorizer, read)
+    return result if isinstance(result, Outcome) else _write(colorizer, read, result, format, quality)
+
+
+def default_io_threads() -> int:
+    return max(1, min(4, (os.cpu_count() or 1) // 2))
+
+
+def colorize_items(colorizer, items: Iterable[ArchiveItem], out: Path, format: str = "png", quality: int = 95,
+                   io_threads: Optional[int] = None) -> Iterator[Outcome]:
+    """Each item's Outcome as soon as it is known (not in input order). The network runs on this thread; with
+    ``io_threads`` > 0, reading (hash, decode) runs ahead of it and writing (encode, sync, rename) behind it on that
+    many threads, at most ``io_threads`` photos each way (2 x io_threads + 1 photos in memory with the network's).
+    Why: the PNG encoder, not the network, limited a job on a GPU (bench/RESULTS.md). 0: one photo at a time."""
+    io_threads = default_io_threads() if io_threads is None else io_threads
+    if io_threads < 1:
+        for item in items:
+            yield colorize_item(colorizer, item, out, format, quality)
+        return
+    pending = iter(items)
+    pool = ThreadPoolExecutor(io_threads, thread_name_prefix="archive-io")
+    reading: deque[Future] = deque()
+    writing: set[Future] = set()
+    try:
+
+        def read_ahead() -> None:
+            while len(reading) < io_threads:
+                item = next(pending, None)
+                if item is None:
+                    return
+                reading.append(pool.submit(_read, colorizer, item, out))
+
+        read_ahead()
+        while reading:
+            read = reading.popleft().result()
+            read_ahead()
+            if isinstance(read, Outcome):
+                yield read
+                continue
+            result = _colorize(colorizer, read)
+            if isinstance(result, Outcome):
+                yield result
+                continue
+            writing.add(pool.submit(_write, colorizer, read, result, format, quality))
+            del read, result  # the photo's memory goes with its write
+            # collect the writes that finished; wait for one only when more than io_threads are under way
+            finished, writing = wait(writing, timeout=None if len(writing) > io_threads else 0,
+                                     return_when=FIRST_COMPLETED)
+            yield from (future.result() for future in finished)
+        for future in as_completed(writing):
+            yield future.result()
+    finally:  # stopped early (an error, Ctrl-C): photos already coloured are still written, nothing more is read
+        for future in reading:
+            future.cancel()
+        pool.shutdown(wait=True)
 
 
 @dataclass
@@ -274,16 +371,31 @@ class Summary:
 
 
 def run_local(colorizer, items: list[ArchiveItem], out: Path, manifest: Manifest, job: Plan, *,
-              format: str = "png", quality: int = 95, progress: bool = True) -> Summary:
-    """The local engine: one process, items in order, each outcome recorded as soon as it is known."""
+              format: str = "png", quality: int = 95, progress: bool = True,
+              io_threads: Optional[int] = None) -> Summary:
+    """The local engine: one process, the network on this thread, reading and writing on ``io_threads`` beside it
+    (see ``colorize_items``); each outcome recorded as soon as it is known."""
     from tqdm import tqdm
+
+    import torch
 
     summary = Summary.of_plan(job)
     by_name = {item.relpath: item for item in items}
+    io_threads = default_io_threads() if io_threads is None else io_threads
+    network_threads = torch.get_num_threads()
+    if colorizer.device.type == "cpu" and io_threads > 0:
+        # the cores the reading and writing threads use are taken from PyTorch's (2 cores: 7.6 photos/s at 1 MP
+        # against 5.6 with both PyTorch's and one photo at a time; bench/RESULTS.md)
+        torch.set_num_threads(max(1, network_threads - io_threads))
     started = time.perf_counter()
-    bar = tqdm(job.todo, desc="colorizing", unit="photo", disable=not progress or len(job.todo) < 2)
-    for outcome in (colorize_item(colorizer, item, out, format, quality) for item in bar):
-        _tally(summary, outcome, manifest, by_name[outcome.relpath].output, colorizer.weights_sha256, bar)
+    bar = tqdm(total=len(job.todo), desc="colorizing", unit="photo", disable=not progress or len(job.todo) < 2)
+    try:
+        for outcome in colorize_items(colorizer, job.todo, out, format, quality, io_threads):
+            _tally(summary, outcome, manifest, by_name[outcome.relpath].output, colorizer.weights_sha256, bar)
+            bar.update(1)
+    finally:
+        bar.close()
+        torch.set_num_threads(network_threads)
     summary.seconds = time.perf_counter() - started
     return summary
 

@@ -116,6 +116,9 @@ def _add_colorize(subparsers) -> None:
                    help="do only shard I of N (0-based), e.g. one per machine or process; all may share --out")
     p.add_argument("--no-provenance", action="store_true",
                    help="do not label outputs as machine-coloured (the label is on by default)")
+    p.add_argument("--io-threads", type=int, default=None, metavar="N",
+                   help="local engine: threads that read and write photos beside the network (default: half the "
+                        "CPUs, 1 to 4; 0: one photo at a time)")
     p.add_argument("--engine", choices=["local", "ray"], default="local",
                    help="local: this process; ray: Ray Data workers (pip install colorizer[ray])")
     p.add_argument("--address", default=None, help="Ray cluster address (default: start Ray on this machine)")
@@ -180,6 +183,9 @@ def _run_colorize(args) -> int:
     from colorizer.archive import Manifest, discover, job_settings, parse_shard, plan, run_local
 
     shard = parse_shard(args.shard)
+    if args.io_threads is not None and args.io_threads < 0:
+        print("error: --io-threads takes 0 or more", file=sys.stderr)
+        return 2
     missing = [item for item in args.inputs if not Path(item).exists()]
     if missing:
         print(f"error: no such file or folder: {', '.join(missing)}", file=sys.stderr)
@@ -198,7 +204,8 @@ def _run_colorize(args) -> int:
             summary = run_ray(colorizer, items, out, manifest, job, format=args.format, quality=args.quality,
                               address=args.address, workers=args.workers)
         else:
-            summary = run_local(colorizer, items, out, manifest, job, format=args.format, quality=args.quality)
+            summary = run_local(colorizer, items, out, manifest, job, format=args.format, quality=args.quality,
+                                io_threads=args.io_threads)
     finally:
         manifest.close()
     for line in summary.lines():

@@ -16,8 +16,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from colorizer.archive import (MANIFEST_NAME, Manifest, colorize_item, discover, file_sha256, job_settings,
-                               parse_shard, plan, shard_of)
+from colorizer.archive import (MANIFEST_NAME, Manifest, colorize_item, colorize_items, discover, file_sha256,
+                               job_settings, parse_shard, plan, shard_of)
 from colorizer.provenance import DIGITAL_SOURCE_TYPE, read_provenance
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -102,6 +102,86 @@ def test_output_written_but_not_recorded_is_adopted_not_rewritten(tmp_path, tiny
     changed = colorize_item(tiny_colorizer, items[0], out)  # same name, other content: coloured again
     assert changed.state == "done" and snapshot(out) != before
     manifest.close()
+
+
+def test_reading_and_writing_on_threads_give_what_one_photo_at_a_time_gives(tmp_path, tiny_colorizer):
+    """The pipelined job (reads ahead, writes behind) against the plain loop: the same outcomes, the same pixels, a
+    bad file failed in both, an output already there adopted in both, no partial file left."""
+    make_archive(tmp_path / "in", 9)
+    (tmp_path / "in" / "box1" / "broken.jpg").write_bytes(b"not a jpeg at all")
+    items, _ = discover([tmp_path / "in"])
+    outcomes = {}
+    for threads in (0, 3):
+        out = tmp_path / f"out{threads}"
+        colorize_item(tiny_colorizer, items[0], out)  # as if an earlier run wrote it
+        outcomes[threads] = {outcome.relpath: outcome for outcome in
+                             colorize_items(tiny_colorizer, items, out, io_threads=threads)}
+    plain, threaded = outcomes[0], outcomes[3]
+    assert sorted(threaded) == sorted(plain) == sorted(item.relpath for item in items)
+    states = {relpath: outcome.state for relpath, outcome in threaded.items()}
+    assert states == {relpath: outcome.state for relpath, outcome in plain.items()}
+    assert states[items[0].relpath] == "adopted" and states["box1/broken.jpg"] == "failed"
+    assert list(states.values()).count("done") == len(items) - 2
+    assert threaded["box1/broken.jpg"].reason == plain["box1/broken.jpg"].reason
+    for item in items:
+        if states[item.relpath] != "failed":
+            assert threaded[item.relpath].sha256 == file_sha256(item.path)
+            with Image.open(tmp_path / "out0" / item.output) as one, Image.open(tmp_path / "out3" / item.output) as two:
+                assert np.array_equal(np.asarray(one), np.asarray(two)), item.relpath
+    assert not list((tmp_path / "out3").rglob(".*partial*"))
+
+
+def test_threaded_job_holds_a_bounded_number_of_photos(tmp_path, tiny_colorizer):
+    """Memory stays bounded on a huge archive: inputs are taken from the list only as outcomes come back, at most
+    io_threads read ahead, io_threads being written and one in the network."""
+    make_archive(tmp_path / "in", 12)
+    items, _ = discover([tmp_path / "in"])
+    taken = []
+
+    def listed():
+        for item in items:
+            taken.append(item.relpath)
+            yield item
+
+    in_flight = []
+    outcomes = []
+    for outcome in colorize_items(tiny_colorizer, listed(), tmp_path / "out", io_threads=2):
+        in_flight.append(len(taken) - len(outcomes))
+        outcomes.append(outcome)
+    assert max(in_flight) <= 2 * 2 + 1
+    assert sorted(outcome.relpath for outcome in outcomes) == sorted(item.relpath for item in items)
+    assert {outcome.state for outcome in outcomes} == {"done"}
+
+
+def test_threaded_job_stopped_by_an_error_leaves_only_whole_outputs(tmp_path, tiny_colorizer):
+    """An unexpected error in the network (or Ctrl-C) ends the job: the photos already coloured are written whole,
+    nothing more is read, and a rerun adopts what was written."""
+    make_archive(tmp_path / "in", 8)
+    items, _ = discover([tmp_path / "in"])
+    calls = []
+
+    class Failing:
+        def __getattr__(self, name):
+            return getattr(tiny_colorizer, name)
+
+        def colorize(self, image):
+            calls.append(1)
+            if len(calls) == 4:
+                raise RuntimeError("the network broke")
+            return tiny_colorizer.colorize(image)
+
+    out = tmp_path / "out"
+    seen = []
+    with pytest.raises(RuntimeError, match="the network broke"):
+        for outcome in colorize_items(Failing(), items, out, io_threads=2):
+            seen.append(outcome)
+    written = sorted(path.relative_to(out).as_posix() for path in out.rglob("*.png"))
+    assert len(written) == 3 and not list(out.rglob(".*partial*"))
+    for name in written:
+        with Image.open(out / name) as image:
+            image.load()  # whole: decodes to the end
+    again = {outcome.relpath: outcome.state for outcome in colorize_items(tiny_colorizer, items, out, io_threads=2)}
+    assert sorted(again.values()).count("adopted") == 3 and list(again.values()).count("done") == 5
 
 
 def test_rerun_with_other_weights_is_refused(tmp_path, tiny_colorizer):

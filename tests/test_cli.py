@@ -46,6 +46,16 @@ def test_colorize_all_good_exits_zero(photo_folder, tiny_weights, tmp_path):
     assert "done: 1 written" in result.stdout
 
 
+def test_colorize_one_photo_at_a_time_and_a_bad_thread_count(photo_folder, tiny_weights, tmp_path):
+    result = run("colorize", photo_folder / "good_gray.jpg", "--out", tmp_path / "o", "--weights", tiny_weights,
+                 "--io-threads", "0")
+    assert result.returncode == 0 and "done: 1 written" in result.stdout, result.stderr
+    result = run("colorize", photo_folder / "good_gray.jpg", "--out", tmp_path / "p", "--weights", tiny_weights,
+                 "--io-threads", "-1")
+    assert result.returncode == 2 and result.stderr.strip() == "error: --io-threads takes 0 or more"
+    assert not (tmp_path / "p").exists()
+
+
 def test_unknown_model_is_one_readable_line(tmp_path, gradient_image):
     gradient_image.save(tmp_path / "a.png")
     result = run("colorize", tmp_path / "a.png", "--out", tmp_path / "o", "--model", "nope")
