@@ -206,6 +206,11 @@ def _run_colorize(args) -> int:
         else:
             summary = run_local(colorizer, items, out, manifest, job, format=args.format, quality=args.quality,
                                 io_threads=args.io_threads)
+    except KeyboardInterrupt:
+        done = manifest.counts().get("done", 0)
+        print(f"\nstopped: {done} photos are done and kept; run the same command again to finish the rest",
+              file=sys.stderr)
+        return 130
     finally:
         manifest.close()
     for line in summary.lines():

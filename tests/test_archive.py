@@ -4,6 +4,7 @@ random moments; labels read back by ExifTool, a reader that is not the writer.""
 import json
 import os
 import random
+import re
 import shutil
 import signal
 import sqlite3
@@ -244,6 +245,26 @@ def test_job_killed_three_times_finishes_with_every_photo_written_once(tmp_path,
     retried = colorize_cli(*args, "--retry-failed")
     _, stderr = retried.communicate(timeout=300)
     assert retried.returncode == 1 and "corrupt.jpg" in stderr
+
+
+def test_ctrl_c_says_what_is_kept_and_the_rerun_finishes(tmp_path, tiny_weights):
+    make_archive(tmp_path / "in", 72, side=160)
+    out = tmp_path / "out"
+    args = [tmp_path / "in", "--out", out, "--weights", tiny_weights, "--size", "64"]
+    process = colorize_cli(*args)
+    deadline = time.monotonic() + 120
+    while not snapshot(out) and process.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.005)
+    process.send_signal(signal.SIGINT)
+    _, stderr = process.communicate(timeout=120)
+    assert process.returncode == 130, stderr
+    assert "Traceback" not in stderr
+    kept = int(re.search(r"stopped: (\d+) photos are done and kept; run the same command again", stderr).group(1))
+    assert 1 <= kept < 72 and not list(out.rglob(".*partial*"))
+    rerun = colorize_cli(*args)
+    stdout, stderr = rerun.communicate(timeout=300)
+    assert rerun.returncode == 0, stderr
+    assert f"skipped {kept} done before" in stdout and len(snapshot(out)) == 72
 
 
 def test_label_read_by_exiftool_in_every_format(tmp_path, tiny_colorizer):
