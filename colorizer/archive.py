@@ -300,15 +300,15 @@ def colorize_items(colorizer, items: Iterable[ArchiveItem], out: Path, format: s
     pool = ThreadPoolExecutor(io_threads, thread_name_prefix="archive-io")
     reading: deque[Future] = deque()
     writing: set[Future] = set()
+
+    def read_ahead() -> None:
+        while len(reading) < io_threads:
+            item = next(pending, None)
+            if item is None:
+                return
+            reading.append(pool.submit(_read, colorizer, item, out))
+
     try:
-
-        def read_ahead() -> None:
-            while len(reading) < io_threads:
-                item = next(pending, None)
-                if item is None:
-                    return
-                reading.append(pool.submit(_read, colorizer, item, out))
-
         read_ahead()
         while reading:
             read = reading.popleft().result()
