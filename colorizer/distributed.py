@@ -15,9 +15,11 @@ from pathlib import Path
 from typing import Optional
 
 from colorizer import MissingExtraError
-from colorizer.archive import ArchiveItem, Manifest, Outcome, Plan, Summary, _tally, colorize_item
+from colorizer.archive import ArchiveItem, Manifest, Outcome, Plan, Summary, _tally, colorize_items
 
 OUTCOME_FIELDS = ("relpath", "state", "size", "mtime_ns", "sha256", "reason", "seconds")
+IO_THREADS = 1  # per actor, beside its network: an actor has two CPUs, or a GPU
+BATCH = 8  # photos per call: the reading and writing overlap the network within a batch
 
 
 class ColorizeWorker:
@@ -30,13 +32,14 @@ class ColorizeWorker:
             colorizer.device = torch.device("cuda")  # one GPU per actor; Colorizer runs CUDA in fp16 autocast
             colorizer.model = colorizer.model.to(colorizer.device)
         elif colorizer.device.type == "cpu":
-            torch.set_num_threads(max(1, int(os.environ.get("OMP_NUM_THREADS", "1"))))
+            # one of the actor's cores reads and writes photos beside the network, as in the local engine
+            torch.set_num_threads(max(1, int(os.environ.get("OMP_NUM_THREADS", "1")) - IO_THREADS))
         self.colorizer, self.out, self.format, self.quality = colorizer, Path(out), format, quality
 
     def __call__(self, batch: dict) -> dict:
-        outcomes = [colorize_item(self.colorizer, ArchiveItem(relpath, Path(path), output), self.out, self.format,
-                                  self.quality)
-                    for relpath, path, output in zip(batch["relpath"], batch["path"], batch["output"])]
+        items = [ArchiveItem(relpath, Path(path), output)
+                 for relpath, path, output in zip(batch["relpath"], batch["path"], batch["output"])]
+        outcomes = list(colorize_items(self.colorizer, items, self.out, self.format, self.quality, IO_THREADS))
         return {name: [getattr(outcome, name) for outcome in outcomes] for name in OUTCOME_FIELDS}
 
 
@@ -81,12 +84,12 @@ def run_ray(colorizer, items: list[ArchiveItem], out: Path, manifest: Manifest, 
         workers = gpus or max(1, int(resources.get("CPU", 1)) // threads)
     gpu_options = {"num_gpus": 1} if gpus else {"num_cpus": threads}
     rows = [{"relpath": item.relpath, "path": str(item.path.resolve()), "output": item.output} for item in job.todo]
-    # small blocks: outcomes stream back (and reach the manifest) a few photos at a time
+    # small blocks: outcomes stream back (and reach the manifest) a batch at a time
     dataset = ray.data.from_items(rows, override_num_blocks=min(len(rows), 2000))
     outcomes = dataset.map_batches(
         ColorizeWorker, fn_constructor_kwargs={"colorizer": colorizer, "out": str(out.resolve()), "format": format,
                                                "quality": quality},
-        batch_size=1, concurrency=workers, max_restarts=-1, max_task_retries=-1,
+        batch_size=BATCH, concurrency=workers, max_restarts=-1, max_task_retries=-1,
         runtime_env={"env_vars": {"OMP_NUM_THREADS": str(threads), "RAY_USAGE_STATS_ENABLED": "0"}},
         **gpu_options)
     by_name = {item.relpath: item for item in job.todo}
