@@ -384,8 +384,8 @@ def run_local(colorizer, items: list[ArchiveItem], out: Path, manifest: Manifest
     io_threads = default_io_threads() if io_threads is None else io_threads
     network_threads = torch.get_num_threads()
     if colorizer.device.type == "cpu" and io_threads > 0:
-        # the cores the reading and writing threads use are taken from PyTorch's (2 cores: 7.6 photos/s at 1 MP
-        # against 5.6 with both PyTorch's and one photo at a time; bench/RESULTS.md)
+        # the cores the reading and writing threads use are taken from PyTorch's (2 cores: 7.9 photos/s at 1 MP
+        # against 5.8 with both PyTorch's and one photo at a time; bench/RESULTS.md)
         torch.set_num_threads(max(1, network_threads - io_threads))
     started = time.perf_counter()
     bar = tqdm(total=len(job.todo), desc="colorizing", unit="photo", disable=not progress or len(job.todo) < 2)
