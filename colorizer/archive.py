@@ -217,6 +217,9 @@ class _Read:
     sha256: str
     started: float
 
+    def failed(self, error: Exception) -> "Outcome":
+        return _failed(self.item, error, self.started, self.size, self.mtime_ns, self.sha256)
+
 
 def _failed(item: ArchiveItem, error: Exception, started: float, size: int = 0, mtime_ns: int = 0,
             sha256: str = "") -> Outcome:
@@ -253,7 +256,7 @@ def _colorize(colorizer, read: _Read) -> Image.Image | Outcome:
     try:
         return colorizer.colorize(read.image)
     except (OSError, ValueError) as error:
-        return _failed(read.item, error, read.started, read.size, read.mtime_ns, read.sha256)
+        return read.failed(error)
 
 
 def _write(colorizer, read: _Read, result: Image.Image, format: str, quality: int) -> Outcome:
@@ -267,7 +270,7 @@ def _write(colorizer, read: _Read, result: Image.Image, format: str, quality: in
             os.fsync(handle.fileno())
         os.replace(partial, read.target)
     except (OSError, ValueError) as error:
-        return _failed(read.item, error, read.started, read.size, read.mtime_ns, read.sha256)
+        return read.failed(error)
     return Outcome(read.item.relpath, "done", read.size, read.mtime_ns, read.sha256,
                    seconds=time.perf_counter() - read.started)
 
