@@ -56,6 +56,7 @@ class Outcome:
     sha256: str = ""
     reason: str = ""
     seconds: float = 0.0
+    note: str = ""  # what a person should know about a photo that was written (only its first frame, ...)
 
 
 @dataclass
@@ -216,6 +217,7 @@ class _Read:
     mtime_ns: int
     sha256: str
     started: float
+    note: str = ""
 
     def failed(self, error: Exception) -> "Outcome":
         return _failed(self.item, error, self.started, self.size, self.mtime_ns, self.sha256)
@@ -229,7 +231,7 @@ def _failed(item: ArchiveItem, error: Exception, started: float, size: int = 0, 
 
 def _read(colorizer, item: ArchiveItem, out: Path) -> _Read | Outcome:
     """Hashes and decodes one input; an Outcome instead when it fails or its output is already there, whole."""
-    from colorizer.imageio import InvalidImageError, open_image
+    from colorizer.imageio import InvalidImageError, first_frame_note, frame_count, open_image
 
     started = time.perf_counter()
     size = mtime_ns = 0
@@ -247,7 +249,9 @@ def _read(colorizer, item: ArchiveItem, out: Path) -> _Read | Outcome:
                     and label.get("colorizer:WeightsSHA256") == (colorizer.weights_sha256 or "")):
                 return Outcome(item.relpath, "adopted", size, mtime_ns, sha256, seconds=time.perf_counter() - started)
         image = open_image(item.path, colorizer.max_pixels)
-        return _Read(item, target, image, SourceMetadata.of(image), size, mtime_ns, sha256, started)
+        frames = frame_count(image)
+        return _Read(item, target, image, SourceMetadata.of(image), size, mtime_ns, sha256, started,
+                     first_frame_note(frames) if frames > 1 else "")
     except (InvalidImageError, OSError, ValueError) as error:
         return _failed(item, error, started, size, mtime_ns, sha256)
 
@@ -272,7 +276,7 @@ def _write(colorizer, read: _Read, result: Image.Image, format: str, quality: in
     except (OSError, ValueError) as error:
         return read.failed(error)
     return Outcome(read.item.relpath, "done", read.size, read.mtime_ns, read.sha256,
-                   seconds=time.perf_counter() - read.started)
+                   seconds=time.perf_counter() - read.started, note=read.note)
 
 
 def colorize_item(colorizer, item: ArchiveItem, out: Path, format: str = "png", quality: int = 95) -> Outcome:
@@ -347,6 +351,7 @@ class Summary:
     other_shards: int = 0
     ignored: int = 0
     seconds: float = 0.0
+    notes: list[tuple[str, str]] = field(default_factory=list)  # (relpath, note) of photos written with a caveat
 
     @classmethod
     def of_plan(cls, job: Plan) -> "Summary":
@@ -370,6 +375,8 @@ class Summary:
             text.append(f"{self.other_shards} photos belong to other shards")
         if self.ignored:
             text.append(f"ignored {self.ignored} files that are not images")
+        if self.notes:
+            text.append(f"{len(self.notes)} photos written with a note (below)")
         return text
 
 
@@ -414,6 +421,8 @@ def _tally(summary: Summary, outcome: Outcome, manifest: Manifest, output: str, 
         summary.adopted += 1
     else:
         summary.written += 1
+    if outcome.note:
+        summary.notes.append((outcome.relpath, outcome.note))
 
 
 def job_settings(colorizer, format: str) -> dict[str, str]:

@@ -180,8 +180,12 @@ def _make_colorizer(args, **kwargs):
 
 
 def _run_colorize(args) -> int:
-    from colorizer.archive import Manifest, discover, job_settings, parse_shard, plan, run_local
+    import warnings
 
+    from colorizer.archive import Manifest, discover, job_settings, parse_shard, plan, run_local
+    from colorizer.imageio import MultiFrameWarning
+
+    warnings.filterwarnings("ignore", category=MultiFrameWarning)  # the summary lists them, once each
     shard = parse_shard(args.shard)
     if args.io_threads is not None and args.io_threads < 0:
         print("error: --io-threads takes 0 or more", file=sys.stderr)
@@ -220,6 +224,10 @@ def _run_colorize(args) -> int:
         print(f"  failed: {relpath}: {reason}", file=sys.stderr)
     if len(failures) > 20:
         print(f"  ... and {len(failures) - 20} more (see {out / 'colorizer-manifest.sqlite'})", file=sys.stderr)
+    for relpath, note in summary.notes[:20]:
+        print(f"  note: {relpath}: {note}", file=sys.stderr)
+    if len(summary.notes) > 20:
+        print(f"  ... and {len(summary.notes) - 20} more notes", file=sys.stderr)
     return 0 if summary.complete else 1
 
 

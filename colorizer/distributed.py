@@ -17,7 +17,7 @@ from typing import Optional
 from colorizer import MissingExtraError
 from colorizer.archive import ArchiveItem, Manifest, Outcome, Plan, Summary, _tally, colorize_items
 
-OUTCOME_FIELDS = ("relpath", "state", "size", "mtime_ns", "sha256", "reason", "seconds")
+OUTCOME_FIELDS = ("relpath", "state", "size", "mtime_ns", "sha256", "reason", "seconds", "note")
 IO_THREADS = 1  # per actor, beside its network: an actor has two CPUs, or a GPU
 BATCH = 8  # photos per call: the reading and writing overlap the network within a batch
 

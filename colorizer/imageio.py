@@ -3,7 +3,8 @@
 Every PIL mode is accepted: 1, L, LA, P (with or without transparency), RGB, RGBA, CMYK, YCbCr, LAB, HSV, I;16*,
 I and F. EXIF orientation is applied so the output is upright. Images above ``max_pixels`` are refused before
 they are decoded (a decompression bomb never reaches memory); files that are not images raise
-``InvalidImageError`` with the reason.
+``InvalidImageError`` with the reason. A file of several frames (a multi-page TIFF, an animated GIF) gives its first:
+the count is kept (``frame_count``) so that callers say so, and ``load_photo`` warns (``MultiFrameWarning``).
 """
 
 from __future__ import annotations
@@ -32,6 +33,10 @@ class ImageTooLargeError(InvalidImageError):
     """The image has more pixels than allowed (a decompression bomb or an absurdly large scan)."""
 
 
+class MultiFrameWarning(UserWarning):
+    """The file holds several frames or pages; only the first is colorized."""
+
+
 @dataclass
 class GrayPhoto:
     """A photo reduced to what colourisation needs, at full resolution."""
@@ -41,6 +46,7 @@ class GrayPhoto:
     levels: np.ndarray
     alpha: Optional[np.ndarray]  # (H, W) uint8 alpha channel, or None
     rgb: Optional[np.ndarray]  # (H, W, 3) uint8 when the input had colour (used for L and by evaluation), else None
+    frames: int = 1  # frames or pages in the file; only the first is here
 
     @functools.cached_property
     def gray(self) -> np.ndarray:
@@ -101,13 +107,32 @@ def open_image(source: ImageInput, max_pixels: int = DEFAULT_MAX_PIXELS) -> Imag
                                  f"the limit is {max_pixels / 1e6:.0f} megapixels")
     if width == 0 or height == 0:
         raise InvalidImageError(f"{_describe(source)} has no pixels ({width}x{height})")
+    frames = frame_count(image)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # size already checked above
             image.load()
-            return ImageOps.exif_transpose(image)
+            upright = ImageOps.exif_transpose(image)
     except (OSError, SyntaxError, ValueError) as error:
         raise InvalidImageError(f"{_describe(source)} is corrupt or truncated: {error}") from None
+    if frames > 1:
+        upright.info[FRAMES_KEY] = frames  # the copy exif_transpose makes is a single frame
+        if upright is not image and not isinstance(source, Image.Image):
+            image.close()  # a file of several frames stays open for seeking; the copy no longer needs it
+    return upright
+
+
+FRAMES_KEY = "colorizer:frames"
+
+
+def frame_count(image: Image.Image) -> int:
+    """How many frames or pages the file an image came from holds (1 for most photos)."""
+    return int(image.info.get(FRAMES_KEY, getattr(image, "n_frames", 1)))
+
+
+def first_frame_note(frames: int) -> str:
+    """What a person is told about a file of several frames."""
+    return f"it holds {frames} frames (pages); only the first was colorized"
 
 
 def _integer_gray(array: np.ndarray) -> np.ndarray:
@@ -133,18 +158,19 @@ def split_photo(image: Image.Image) -> GrayPhoto:
         mode = image.mode
     if mode == "1":
         image, mode = image.convert("L"), "L"
+    frames = frame_count(image)
     if mode == "L":
-        return GrayPhoto(np.array(image, dtype=np.uint8), alpha, None)
+        return GrayPhoto(np.array(image, dtype=np.uint8), alpha, None, frames)
     if mode.startswith("I;16") or mode == "I":
-        return GrayPhoto(_integer_gray(np.asarray(image)), alpha, None)
+        return GrayPhoto(_integer_gray(np.asarray(image)), alpha, None, frames)
     if mode == "F":
         array = np.asarray(image, dtype=np.float32)
         scale = 1.0 if array.max(initial=0) <= 1.0 else 255.0
-        return GrayPhoto(np.clip(array / scale, 0, 1), alpha, None)
+        return GrayPhoto(np.clip(array / scale, 0, 1), alpha, None, frames)
     rgb = np.asarray(image.convert("RGB"))  # RGB, CMYK, YCbCr, LAB, HSV
     if (rgb[..., 0] == rgb[..., 1]).all() and (rgb[..., 1] == rgb[..., 2]).all():
-        return GrayPhoto(np.ascontiguousarray(rgb[..., 0]), alpha, None)  # a gray photo stored as RGB
-    return GrayPhoto(_rgb_to_gray(rgb), alpha, rgb)
+        return GrayPhoto(np.ascontiguousarray(rgb[..., 0]), alpha, None, frames)  # a gray photo stored as RGB
+    return GrayPhoto(_rgb_to_gray(rgb), alpha, rgb, frames)
 
 
 def _rgb_to_gray(rgb: np.ndarray, rows: int = 1024) -> np.ndarray:
@@ -165,6 +191,9 @@ def load_photo(source: ImageInput, max_pixels: int = DEFAULT_MAX_PIXELS) -> Gray
     """Opens any supported input and splits it (see ``split_photo``)."""
     image = open_image(source, max_pixels)
     try:
-        return split_photo(image)
+        photo = split_photo(image)
     except (OSError, ValueError) as error:
         raise InvalidImageError(f"cannot convert {_describe(source)} (mode {image.mode}): {error}") from None
+    if photo.frames > 1:
+        warnings.warn(f"{_describe(source)}: {first_frame_note(photo.frames)}", MultiFrameWarning, stacklevel=2)
+    return photo

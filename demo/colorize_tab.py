@@ -14,7 +14,7 @@ import gradio as gr
 from PIL import Image
 
 from colorizer import ImageTooLargeError, InvalidImageError
-from colorizer.imageio import load_photo
+from colorizer.imageio import first_frame_note, load_photo
 from colorizer.inference import RGB_MAX_SHORT_SIDE
 from demo.models import ModelPool
 
@@ -49,6 +49,7 @@ class ColorizeResult:
     after: Image.Image  # preview of the result
     path: Path  # the full-resolution PNG
     info: str  # Markdown: size, time, device, model
+    note: str = ""  # what the person should know about this file (only its first frame colorized, ...)
 
 
 def output_folder() -> Path:
@@ -121,7 +122,10 @@ def colorize_file(path: str | None, model: str | None, size: int, saturation: fl
     width, height = result.size
     info = (f"**{width} x {height}** pixels colorized in **{seconds:.2f} s** on **{colorizer.device}** "
             f"with **{colorizer.name}** ({size_note}, saturation {float(saturation):.2f}).")
-    return ColorizeResult(preview(before), preview(result.convert("RGB")), target, info)
+    note = f"{name}: {first_frame_note(photo.frames)}." if photo.frames > 1 else ""
+    if note:
+        info += f"\n\n**Note**: {note}"
+    return ColorizeResult(preview(before), preview(result.convert("RGB")), target, info, note)
 
 
 def colorize_files(paths: list[str] | None, model: str | None, size: int, saturation: float,
@@ -132,7 +136,7 @@ def colorize_files(paths: list[str] | None, model: str | None, size: int, satura
         raise gr.Error("Please choose one or more photos.", title="No photos")
     if len(paths) > MAX_BATCH:
         raise gr.Error(f"Please send at most {MAX_BATCH} photos at a time (got {len(paths)}).", title="Too many")
-    gallery, written, problems = [], [], []
+    gallery, written, problems, notes = [], [], [], []
     folder = output_folder()
     started = time.perf_counter()
     for path in paths:
@@ -143,6 +147,8 @@ def colorize_files(paths: list[str] | None, model: str | None, size: int, satura
             continue
         gallery.append((result.after, Path(path).name))
         written.append(result.path)
+        if result.note:
+            notes.append(f"- {result.note}")
     archive = None
     if written:
         archive = folder / "colorized.zip"
@@ -152,6 +158,8 @@ def colorize_files(paths: list[str] | None, model: str | None, size: int, satura
     report = f"Colorized **{len(written)} of {len(paths)}** photos in {time.perf_counter() - started:.1f} s."
     if problems:
         report += "\n\nNot colorized:\n" + "\n".join(problems)
+    if notes:
+        report += "\n\nNotes:\n" + "\n".join(notes)
     return gallery, archive, report
 
 

@@ -67,6 +67,18 @@ def test_handler_colorizes_odd_modes(pool, files, kind):
     assert "61 x 47" in result.info and "cpu" in result.info and "balanced" in result.info
 
 
+def test_handler_says_only_the_first_frame_was_colorized(pool, files, tmp_path):
+    frames = [Image.open(files["png"]).convert("L"), Image.new("L", (61, 47), 200)]
+    animation = tmp_path / "moving.gif"
+    frames[0].save(animation, save_all=True, append_images=frames[1:])
+    result = colorize_file(str(animation), "balanced", 128, 1.0, pool)
+    assert result.note == "moving.gif: it holds 2 frames (pages); only the first was colorized."
+    assert result.note in result.info
+    _, _, report = colorize_files([str(animation), str(files["png"])], "balanced", 128, 1.0, pool)
+    assert "Colorized **2 of 2**" in report and "Notes:\n- moving.gif: it holds 2 frames" in report
+    assert "Notes" not in colorize_files([str(files["png"])], "balanced", 128, 1.0, pool)[2]
+
+
 def test_rgb_model_draws_at_the_photos_own_size_in_the_app(tmp_path, files, rgb_sizes_seen):
     """The working-size slider is for models that keep the photo's lightness; an RGB model ignores it and says so."""
     import torch

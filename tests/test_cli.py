@@ -56,6 +56,18 @@ def test_colorize_one_photo_at_a_time_and_a_bad_thread_count(photo_folder, tiny_
     assert not (tmp_path / "p").exists()
 
 
+def test_colorize_names_files_of_which_only_the_first_page_was_colorized(photo_folder, tiny_weights, tmp_path):
+    pages = [Image.new("L", (40, 30), level) for level in (40, 128, 220)]
+    pages[0].save(photo_folder / "album.tif", save_all=True, append_images=pages[1:])
+    result = run("colorize", photo_folder / "album.tif", photo_folder / "good_gray.jpg", "--out", tmp_path / "o",
+                 "--weights", tiny_weights)
+    assert result.returncode == 0, result.stderr
+    assert "done: 2 written" in result.stdout and "1 photos written with a note" in result.stdout
+    assert "note: album.tif: it holds 3 frames (pages); only the first was colorized" in result.stderr
+    assert "Warning" not in result.stderr  # said once, in the summary
+    assert Image.open(tmp_path / "o" / "album.png").size == (40, 30)
+
+
 def test_unknown_model_is_one_readable_line(tmp_path, gradient_image):
     gradient_image.save(tmp_path / "a.png")
     result = run("colorize", tmp_path / "a.png", "--out", tmp_path / "o", "--model", "nope")

@@ -64,6 +64,27 @@ def test_alpha_is_preserved(colorizer, gradient_image):
     np.testing.assert_array_equal(np.asarray(out.getchannel("A")), alpha)
 
 
+def test_a_file_of_several_pages_is_colorized_from_its_first_and_says_so(colorizer, gradient_image, tmp_path):
+    from colorizer.imageio import MultiFrameWarning, load_photo
+
+    first = gradient_image.convert("L")
+    pages = [first, Image.new("L", first.size, 30), Image.new("L", first.size, 220)]
+    album = tmp_path / "album.tif"
+    pages[0].save(album, save_all=True, append_images=pages[1:])
+    with pytest.warns(MultiFrameWarning, match="3 frames"):
+        photo = load_photo(album)
+    assert photo.frames == 3
+    np.testing.assert_array_equal(photo.levels, np.asarray(first))  # the first page, not another
+    with pytest.warns(MultiFrameWarning):
+        out = colorizer.colorize(album)
+    np.testing.assert_array_equal(np.asarray(out), np.asarray(colorizer.colorize(first)))
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", MultiFrameWarning)
+        assert load_photo(first).frames == 1  # one frame: no warning
+
+
 def test_exif_rotation_gives_an_upright_output(colorizer, gradient_image):
     exif = Image.Exif()
     exif[0x0112] = 6  # rotate 90 degrees clockwise on display
