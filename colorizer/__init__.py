@@ -5,7 +5,8 @@
 >>> colorizer.save(colorizer.colorize(Image.open("gray.jpg")), "color.png")  # labelled as machine-coloured
 """
 
-__all__ = ["Colorizer", "DEFAULT_MODEL", "InvalidImageError", "ImageTooLargeError", "MissingExtraError"]
+__all__ = ["Colorizer", "DEFAULT_MODEL", "InvalidImageError", "ImageTooLargeError", "MissingExtraError",
+           "MultiFrameWarning"]
 __version__ = "0.1.0"
 
 
@@ -13,7 +14,8 @@ class MissingExtraError(RuntimeError):
     """An optional part was asked for (Ray, ONNX Runtime) whose package is not installed; says what to install."""
 
 _LAZY = {"Colorizer": "colorizer.inference", "DEFAULT_MODEL": "colorizer.inference",
-         "InvalidImageError": "colorizer.imageio", "ImageTooLargeError": "colorizer.imageio"}
+         "InvalidImageError": "colorizer.imageio", "ImageTooLargeError": "colorizer.imageio",
+         "MultiFrameWarning": "colorizer.imageio"}
 
 
 def __getattr__(name: str):

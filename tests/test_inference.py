@@ -65,7 +65,8 @@ def test_alpha_is_preserved(colorizer, gradient_image):
 
 
 def test_a_file_of_several_pages_is_colorized_from_its_first_and_says_so(colorizer, gradient_image, tmp_path):
-    from colorizer.imageio import MultiFrameWarning, load_photo
+    from colorizer import MultiFrameWarning
+    from colorizer.imageio import load_photo
 
     first = gradient_image.convert("L")
     pages = [first, Image.new("L", first.size, 30), Image.new("L", first.size, 220)]
