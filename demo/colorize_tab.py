@@ -202,6 +202,8 @@ def compare_models(path: str | None, models: list[str] | None, size: int, pool: 
     own_size = " (RGB models at the photo's own size)" if any_rgb else ""
     text = (f"**{name}** at working size {int(size)}{own_size} on {pool.get(models[0]).device}:\n\n"
             "| model | time |\n|---|---|\n" + "\n".join(rows))
+    if photo.frames > 1:
+        text += f"\n\n**Note**: {name}: {first_frame_note(photo.frames)}."
     return items, text
 
 

@@ -19,7 +19,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from demo.colorize_tab import colorize_file, colorize_files
+from demo.colorize_tab import colorize_file, colorize_files, compare_models
 from demo.models import ModelPool
 from demo.results_tab import ResultsAccess, export_handler, summary_handler
 
@@ -77,6 +77,8 @@ def test_handler_says_only_the_first_frame_was_colorized(pool, files, tmp_path):
     _, _, report = colorize_files([str(animation), str(files["png"])], "balanced", 128, 1.0, pool)
     assert "Colorized **2 of 2**" in report and "Notes:\n- moving.gif: it holds 2 frames" in report
     assert "Notes" not in colorize_files([str(files["png"])], "balanced", 128, 1.0, pool)[2]
+    _, compared = compare_models(str(animation), ["balanced"], 128, pool)
+    assert compared.endswith("**Note**: moving.gif: it holds 2 frames (pages); only the first was colorized.")
 
 
 def test_rgb_model_draws_at_the_photos_own_size_in_the_app(tmp_path, files, rgb_sizes_seen):
