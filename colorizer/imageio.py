@@ -146,6 +146,7 @@ def split_photo(image: Image.Image) -> GrayPhoto:
     """Full-resolution gray (lightness as gamma-encoded gray), alpha and, for colour inputs, RGB."""
     mode = image.mode
     alpha = None
+    frames = frame_count(image)  # before any conversion (convert keeps info today; a copy need not)
     if mode == "P":
         image = image.convert("RGBA" if "transparency" in image.info else "RGB")
         mode = image.mode
@@ -158,7 +159,6 @@ def split_photo(image: Image.Image) -> GrayPhoto:
         mode = image.mode
     if mode == "1":
         image, mode = image.convert("L"), "L"
-    frames = frame_count(image)
     if mode == "L":
         return GrayPhoto(np.array(image, dtype=np.uint8), alpha, None, frames)
     if mode.startswith("I;16") or mode == "I":

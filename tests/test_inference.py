@@ -79,6 +79,10 @@ def test_a_file_of_several_pages_is_colorized_from_its_first_and_says_so(coloriz
     with pytest.warns(MultiFrameWarning):
         out = colorizer.colorize(album)
     np.testing.assert_array_equal(np.asarray(out), np.asarray(colorizer.colorize(first)))
+    frames = [gradient_image.convert("P"), gradient_image.rotate(180).convert("P")]  # GIF merges equal frames
+    frames[0].save(tmp_path / "moving.gif", save_all=True, append_images=frames[1:], transparency=0)
+    with pytest.warns(MultiFrameWarning, match="2 frames"):
+        assert load_photo(tmp_path / "moving.gif").frames == 2  # a palette GIF with transparency
     import warnings
 
     with warnings.catch_warnings():
