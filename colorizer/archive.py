@@ -66,6 +66,7 @@ class Plan:
     failed_before: list[tuple[str, str]] = field(default_factory=list)  # (relpath, reason) of earlier runs
     other_shards: int = 0
     ignored: list[Path] = field(default_factory=list)  # files that are not images
+    notes_before: list[tuple[str, str]] = field(default_factory=list)  # (relpath, note) of done photos with one
 
 
 def parse_shard(text: str) -> tuple[int, int]:
@@ -164,8 +165,8 @@ class Manifest:
         state = "failed" if outcome.state == "failed" else "done"
         self.connection.execute(
             "INSERT OR REPLACE INTO inputs VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            (outcome.relpath, output, outcome.size, outcome.mtime_ns, outcome.sha256, state, outcome.reason or None,
-             weights_sha256, outcome.seconds, time.time()))
+            (outcome.relpath, output, outcome.size, outcome.mtime_ns, outcome.sha256, state,
+             outcome.reason or outcome.note or None, weights_sha256, outcome.seconds, time.time()))
 
     def counts(self) -> dict[str, int]:
         return dict(self.connection.execute("SELECT state, COUNT(*) FROM inputs GROUP BY state"))
@@ -193,6 +194,8 @@ def plan(items: list[ArchiveItem], manifest: Manifest, out: Path, *, retry_faile
                 unchanged = False
             if unchanged and row[5] == "done" and (out / row[1]).exists():
                 result.done += 1
+                if row[6]:  # a done photo's reason is its note
+                    result.notes_before.append((item.relpath, row[6]))
                 continue
             if unchanged and row[5] == "failed" and not retry_failed:
                 result.failed_before.append((item.relpath, row[6] or "failed"))
@@ -229,9 +232,24 @@ def _failed(item: ArchiveItem, error: Exception, started: float, size: int = 0, 
                    seconds=time.perf_counter() - started)
 
 
+def _frames_note(image: Image.Image | Path) -> str:
+    """The note for a file of several frames: from a decoded image, or from a file's header alone."""
+    from colorizer.imageio import first_frame_note, frame_count
+
+    if isinstance(image, Path):
+        try:
+            with Image.open(image) as header:  # not decoded: an adopted output's input is only counted
+                frames = frame_count(header)
+        except (OSError, ValueError, Image.DecompressionBombError):
+            frames = 1  # a note is not worth failing a photo whose output is already whole
+    else:
+        frames = frame_count(image)
+    return first_frame_note(frames) if frames > 1 else ""
+
+
 def _read(colorizer, item: ArchiveItem, out: Path) -> _Read | Outcome:
     """Hashes and decodes one input; an Outcome instead when it fails or its output is already there, whole."""
-    from colorizer.imageio import InvalidImageError, first_frame_note, frame_count, open_image
+    from colorizer.imageio import InvalidImageError, open_image
 
     started = time.perf_counter()
     size = mtime_ns = 0
@@ -247,11 +265,11 @@ def _read(colorizer, item: ArchiveItem, out: Path) -> _Read | Outcome:
             label = read_provenance(target) or {}
             if (label.get("colorizer:SourceSHA256") == sha256
                     and label.get("colorizer:WeightsSHA256") == (colorizer.weights_sha256 or "")):
-                return Outcome(item.relpath, "adopted", size, mtime_ns, sha256, seconds=time.perf_counter() - started)
+                return Outcome(item.relpath, "adopted", size, mtime_ns, sha256, seconds=time.perf_counter() - started,
+                               note=_frames_note(item.path))
         image = open_image(item.path, colorizer.max_pixels)
-        frames = frame_count(image)
         return _Read(item, target, image, SourceMetadata.of(image), size, mtime_ns, sha256, started,
-                     first_frame_note(frames) if frames > 1 else "")
+                     _frames_note(image))
     except (InvalidImageError, OSError, ValueError) as error:
         return _failed(item, error, started, size, mtime_ns, sha256)
 
@@ -357,7 +375,7 @@ class Summary:
     def of_plan(cls, job: Plan) -> "Summary":
         """What a run reports before it colorizes anything: what its plan skipped."""
         return cls(skipped=job.done, failed_before=job.failed_before, other_shards=job.other_shards,
-                   ignored=len(job.ignored))
+                   ignored=len(job.ignored), notes=list(job.notes_before))
 
     @property
     def complete(self) -> bool:
@@ -376,7 +394,7 @@ class Summary:
         if self.ignored:
             text.append(f"ignored {self.ignored} files that are not images")
         if self.notes:
-            text.append(f"{len(self.notes)} photos written with a note (below)")
+            text.append(f"{len(self.notes)} photos with a note (below)")
         return text
 
 

@@ -62,10 +62,19 @@ def test_colorize_names_files_of_which_only_the_first_page_was_colorized(photo_f
     result = run("colorize", photo_folder / "album.tif", photo_folder / "good_gray.jpg", "--out", tmp_path / "o",
                  "--weights", tiny_weights)
     assert result.returncode == 0, result.stderr
-    assert "done: 2 written" in result.stdout and "1 photos written with a note" in result.stdout
+    assert "done: 2 written" in result.stdout and "1 photos with a note" in result.stdout
     assert "note: album.tif: it holds 3 frames (pages); only the first was colorized" in result.stderr
     assert "Warning" not in result.stderr  # said once, in the summary
     assert Image.open(tmp_path / "o" / "album.png").size == (40, 30)
+    again = run("colorize", photo_folder / "album.tif", photo_folder / "good_gray.jpg", "--out", tmp_path / "o",
+                "--weights", tiny_weights)  # everything done: the manifest keeps the note
+    assert "done: 0 written" in again.stdout and "skipped 2 done before" in again.stdout
+    assert "1 photos with a note" in again.stdout and "note: album.tif: it holds 3 frames" in again.stderr
+    for manifest in (tmp_path / "o").glob("colorizer-manifest.sqlite*"):
+        manifest.unlink()  # as if killed before recording: the outputs are adopted, and noted from the header
+    adopted = run("colorize", photo_folder / "album.tif", "--out", tmp_path / "o", "--weights", tiny_weights)
+    assert "1 already written by an interrupted run" in adopted.stdout, adopted.stdout + adopted.stderr
+    assert "note: album.tif: it holds 3 frames" in adopted.stderr
 
 
 def test_unknown_model_is_one_readable_line(tmp_path, gradient_image):
