@@ -171,6 +171,15 @@ class Manifest:
     def counts(self) -> dict[str, int]:
         return dict(self.connection.execute("SELECT state, COUNT(*) FROM inputs GROUP BY state"))
 
+    def remarks(self) -> tuple[list[tuple[str, str]], list[tuple[str, str]]]:
+        """(failed, noted): (relpath, reason) of every failed photo and every done one written with a note."""
+        rows = self.connection.execute(
+            "SELECT relpath, state, reason FROM inputs WHERE state = 'failed' OR reason IS NOT NULL ORDER BY relpath")
+        failed, noted = [], []
+        for relpath, state, reason in rows:
+            (failed if state == "failed" else noted).append((relpath, reason or "failed"))
+        return failed, noted
+
     def close(self) -> None:
         self.connection.close()
 

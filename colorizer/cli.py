@@ -214,21 +214,26 @@ def _run_colorize(args) -> int:
         done = manifest.counts().get("done", 0)
         print(f"\nstopped: {done} photos are done and kept; run the same command again to finish the rest",
               file=sys.stderr)
+        _print_remarks(*manifest.remarks(), manifest.path)  # what was recorded before the stop
         return 130
     finally:
         manifest.close()
     for line in summary.lines():
         print(line)
-    failures = summary.failed + summary.failed_before
-    for relpath, reason in failures[:20]:
-        print(f"  failed: {relpath}: {reason}", file=sys.stderr)
-    if len(failures) > 20:
-        print(f"  ... and {len(failures) - 20} more (see {out / 'colorizer-manifest.sqlite'})", file=sys.stderr)
-    for relpath, note in summary.notes[:20]:
-        print(f"  note: {relpath}: {note}", file=sys.stderr)
-    if len(summary.notes) > 20:
-        print(f"  ... and {len(summary.notes) - 20} more notes", file=sys.stderr)
+    _print_remarks(summary.failed + summary.failed_before, summary.notes, manifest.path)
     return 0 if summary.complete else 1
+
+
+def _print_remarks(failures: list[tuple[str, str]], notes: list[tuple[str, str]], manifest_path: Path,
+                   most: int = 20) -> None:
+    for relpath, reason in failures[:most]:
+        print(f"  failed: {relpath}: {reason}", file=sys.stderr)
+    if len(failures) > most:
+        print(f"  ... and {len(failures) - most} more (see {manifest_path})", file=sys.stderr)
+    for relpath, note in notes[:most]:
+        print(f"  note: {relpath}: {note}", file=sys.stderr)
+    if len(notes) > most:
+        print(f"  ... and {len(notes) - most} more notes", file=sys.stderr)
 
 
 def _add_models(subparsers) -> None:

@@ -256,7 +256,9 @@ def recorded_done(out: Path) -> int:
 
 
 def test_ctrl_c_says_what_is_kept_and_the_rerun_finishes(tmp_path, tiny_weights):
-    make_archive(tmp_path / "in", 72, side=160)
+    make_archive(tmp_path / "in", 71, side=160)
+    pages = [Image.new("L", (160, 160), level) for level in (40, 220)]
+    pages[0].save(tmp_path / "in" / "album.tif", save_all=True, append_images=pages[1:])  # first in order
     out = tmp_path / "out"
     args = [tmp_path / "in", "--out", out, "--weights", tiny_weights, "--size", "64"]
     process = colorize_cli(*args)
@@ -269,11 +271,14 @@ def test_ctrl_c_says_what_is_kept_and_the_rerun_finishes(tmp_path, tiny_weights)
     assert "Traceback" not in stderr
     kept = int(re.search(r"stopped: (\d+) photos are done and kept; run the same command again", stderr).group(1))
     assert 1 <= kept < 72 and not list(out.rglob(".*partial*"))
+    with sqlite3.connect(out / MANIFEST_NAME) as db:
+        album_done = db.execute("SELECT state FROM inputs WHERE relpath = 'album.tif'").fetchone() == ("done",)
+    assert ("note: album.tif: it holds 2 frames" in stderr) == album_done, stderr  # what a stop had recorded
     rerun = colorize_cli(*args)
     stdout, stderr = rerun.communicate(timeout=300)
     assert rerun.returncode == 0, stderr
     assert f"skipped {kept} done before" in stdout and len(snapshot(out)) == 72
-    assert recorded_done(out) == 72
+    assert recorded_done(out) == 72 and "note: album.tif: it holds 2 frames" in stderr
 
 
 def test_label_read_by_exiftool_in_every_format(tmp_path, tiny_colorizer):
