@@ -9,10 +9,12 @@ import argparse
 import logging
 import os
 import tempfile
+import warnings
 from pathlib import Path
 
 import gradio as gr
 
+from colorizer.imageio import MultiFrameWarning
 from colorizer.weights import WEIGHTS_DIR
 from demo.cli import parse_args
 from demo.colorize_tab import build_colorize_tab
@@ -121,6 +123,7 @@ def main(argv: list[str] | None = None, args: argparse.Namespace | None = None) 
     args = args or parse_args(argv)
     os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    warnings.filterwarnings("ignore", category=MultiFrameWarning)  # the user reads it as the result's Note
     pool = ModelPool(args.weights_dir, device=args.device, backend=args.backend)
     if not pool.names():
         log.warning("no weights in %s: the colorize tab will say so", args.weights_dir)
