@@ -133,9 +133,15 @@ def verdict(overall: pd.DataFrame, baseline: str, challenger: str, confidence: f
     above = min(cf[baseline], cf[challenger]) >= 1
     colour_sure = (below and cf.low > 0) or (above and cf.high < 0)
     if better_psnr and closer_colour:
-        strength = (f"and both {confidence:.0%} intervals exclude zero" if psnr.low > 0 and colour_sure
-                    else f"but not both {confidence:.0%} intervals exclude zero: the gain may be noise")
-        return f"{challenger} beats {baseline} on both axes ({strength})."
+        if psnr.low > 0 and colour_sure:
+            return f"{challenger} beats {baseline} on both axes (and both {confidence:.0%} intervals exclude zero)."
+        unsure = [] if psnr.low > 0 else ["the PSNR interval holds zero"]
+        if not colour_sure:
+            # either side of the truth's, a sure difference in colourfulness says nothing about which is closer
+            unsure.append("the colourfulness interval holds zero" if below or above else
+                          "the two colourfulness ratios lie either side of 1, where the interval of their "
+                          "difference cannot say which is closer")
+        return f"{challenger} beats {baseline} on both axes (but {' and '.join(unsure)}: the gain may be noise)."
     lost = [name for name, won in (("PSNR", better_psnr), ("colourfulness closer to the truth's", closer_colour))
             if not won]
     return f"{challenger} does not beat {baseline} on both axes: no gain in {' or '.join(lost)}."

@@ -98,6 +98,25 @@ def test_more_colour_than_the_truth_is_not_a_gain():
         "b does not beat a on both axes: no gain in colourfulness closer to the truth's."
 
 
+def test_the_verdict_names_the_interval_that_is_unsure():
+    rng = np.random.default_rng(5)
+    straddling, unsure_psnr = [], []
+    for index in range(30):
+        gray, truth = rng.uniform(18, 26), 50.0
+        straddling.append(("a", f"x/{index}.jpg", "x", gray + 0.5, gray, 10.0, truth * 1.2 + rng.normal(0, 1), truth))
+        straddling.append(("b", f"x/{index}.jpg", "x", gray + 0.8 + rng.normal(0, 0.05), gray, 10.0,
+                           truth * 0.95 + rng.normal(0, 1), truth))  # closer to 1 than a's 1.2, from below
+        noise = 1.0 if index % 2 else -1.0  # a mean gain of 0.05 dB in +-1 dB of noise: the interval holds zero
+        unsure_psnr.append(("a", f"x/{index}.jpg", "x", gray, gray, 10.0, truth * 0.7 + rng.normal(0, 1), truth))
+        unsure_psnr.append(("b", f"x/{index}.jpg", "x", gray + 0.05 + noise, gray, 10.0,
+                            truth * 0.9 + rng.normal(0, 1), truth))
+    said = verdict(compare_pair(_metrics(straddling), "a", "b"), "a", "b")
+    assert said.startswith("b beats a on both axes (but the two colourfulness ratios lie either side of 1"), said
+    assert "PSNR" not in said
+    said = verdict(compare_pair(_metrics(unsure_psnr), "a", "b"), "a", "b")
+    assert said == "b beats a on both axes (but the PSNR interval holds zero: the gain may be noise).", said
+
+
 def test_few_photos_get_a_point_estimate_without_an_interval():
     estimate, low, high = mean_difference_interval(np.array([1.0, 2.0]), np.array([1.5, 2.5]))
     assert estimate == pytest.approx(0.5) and np.isnan(low) and np.isnan(high)
